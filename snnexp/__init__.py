@@ -1,0 +1,1 @@
+"""snnexp: Hydra-configured few-shot experiments with spiking neural networks."""

@@ -1,0 +1,81 @@
+"""Checkpoints and JSON files written atomically, and read back safely.
+
+A write goes to a temporary file in the same directory, is flushed to disk, then renamed over
+the target (``os.replace`` is atomic), so a crash mid-write leaves the previous file whole.
+Checkpoints load with ``torch.load(weights_only=True)``: no arbitrary code runs on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snnexp.errors import UserError
+
+FORMAT = "snnexp-checkpoint/1"
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _to_torch(obj: Any) -> Any:
+    """NumPy arrays to tensors and tuples to lists, recursively (weights_only-loadable)."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_torch(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically save ``state`` (learner state, config, loop position, RNG states)."""
+    payload = {"format": FORMAT, **_to_torch(state)}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint saved by ``save_checkpoint``; ``UserError`` if missing or corrupt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt" if (path / "checkpoints").is_dir() else \
+            path / "last.pt"
+    if not path.is_file():
+        raise UserError(f"checkpoint {path}: no such file (give a run directory or a .pt file)")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path}: the file is empty")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise UserError(f"checkpoint {path}: cannot be read ({err.__class__.__name__}); "
+                        "the file is corrupt or not an snnexp checkpoint") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path}: not an snnexp checkpoint (format {FORMAT})")
+    return state

@@ -1,0 +1,190 @@
+"""Structured-config schemas and value checks.
+
+The schemas (dataclasses in Hydra's ConfigStore) make a wrong type or an unknown key fail at
+compose time with Hydra's own message. ``check_config`` then checks values that types cannot
+express (``way >= 1``, ``0 <= beta <= 1``, ...) and raises a one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from snnexp.errors import UserError
+
+
+@dataclass
+class PoolConfig:
+    """Fields shared by every ``dataset`` option (see ``snnexp.data.pool.ClassPool``)."""
+
+    _target_: str = MISSING
+    train_classes: Optional[list[int]] = None
+    test_classes: Optional[list[int]] = None
+    val_classes: Optional[list[int]] = None
+    val_fraction: float = 0.2
+    split: str = "classes"
+    test_fraction: float = 0.5
+    rotations: bool = False
+    split_seed: int = 0
+
+
+@dataclass
+class IdxConfig(PoolConfig):
+    """MNIST-like datasets read from IDX files."""
+
+    name: str = MISSING
+    root: str = MISSING
+    download: bool = False
+
+
+@dataclass
+class ProtoNetConfig:
+    """``model=protonet`` (see ``snnexp.models.protonet.ProtoNetLearner``)."""
+
+    _target_: str = MISSING
+    backbone: str = "notebook"
+    neuron: str = "lif"
+    padding: str = "same"
+    embedding_dim: int = 64
+    num_steps: int = 50
+    beta: float = 0.95
+    learn_beta: bool = False
+    threshold: float = 1.0
+    readout: str = "membrane"
+    spike_grad: Any = None  # a `_target_` node: any snntorch.surrogate factory
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """The top-level keys every training run shares."""
+
+    task_name: str = "train"
+    way: int = 5
+    shot: int = 5
+    query: int = 15
+    train_way: int = MISSING
+    train_shot: int = MISSING
+    train_query: int = MISSING
+    seed: int = 0
+    train_episodes: int = 300
+    val_every: int = 50
+    val_episodes: int = 100
+    test_episodes: int = 600
+    test_from: str = "best"
+    device: str = "auto"
+    threads: Optional[int] = None
+    resume: Optional[str] = None
+    optimized_metric: str = "val/acc_best"
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # group nodes: each option carries its own schema (model, dataset) or is a plain
+    # `_target_` node (optimizer, encoder, logger)
+    model: Any = MISSING
+    dataset: Any = MISSING
+    optimizer: Any = None
+    encoder: Any = MISSING
+    logger: Any = None
+
+
+@dataclass
+class EvalConfig:
+    task_name: str = "eval"
+    ckpt_path: str = MISSING
+    dataset: Optional[str] = None
+    way: Optional[int] = None
+    shot: Optional[int] = None
+    query: Optional[int] = None
+    test_episodes: int = 600
+    seed: int = 0
+    device: str = "auto"
+    threads: Optional[int] = None
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def register_configs() -> None:
+    """Put the schemas and resolvers where Hydra finds them (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(group="model", name="protonet_schema", node=ProtoNetConfig)
+    cs.store(group="dataset", name="pool_schema", node=PoolConfig)
+    cs.store(group="dataset", name="idx_schema", node=IdxConfig)
+    resolvers = {"project_root": project_root, "unique_dir": unique_dir,
+                 "sanitize": sanitize_dirname}
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
+
+
+def project_root() -> str:
+    """The checkout snnexp is installed from (it has ``outputs/``), else the current dir."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "outputs").is_dir() and (checkout / "pyproject.toml").is_file():
+        return str(checkout)
+    return os.getcwd()
+
+
+def unique_dir(path: str) -> str:
+    """``path``, or ``path_1``, ``path_2``, ... : the first that this call creates itself.
+
+    ``os.makedirs(exist_ok=False)`` is atomic, so two runs started in the same second get
+    different directories.
+    """
+    candidate, n = path, 0
+    while True:
+        try:
+            os.makedirs(candidate, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"
+
+
+def sanitize_dirname(name: str) -> str:
+    """A readable directory name from Hydra's ``override_dirname`` (``model=rstdp,shot=1``)."""
+    return re.sub(r"[^A-Za-z0-9=.,_+-]", "_", name)[:200] or "default"
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise UserError(f"{key}={value}: must be {allowed}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Check the values of a composed training config; raise ``UserError`` on the first bad one."""
+    for key in ("way", "shot", "query", "train_way", "train_shot", "train_query",
+                "test_episodes", "val_episodes", "val_every"):
+        _require(cfg[key] >= 1, key, cfg[key], "an integer >= 1")
+    _require(cfg.train_episodes >= 0, "train_episodes", cfg.train_episodes, "an integer >= 0")
+    _require(cfg.test_from in ("best", "last"), "test_from", cfg.test_from, "one of best, last")
+    _require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads,
+             "null or an integer >= 1")
+    _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", cfg.device)), "device", cfg.device,
+             "one of auto, cpu, cuda, cuda:N, mps")
+    if cfg.get("optimizer") is not None:
+        for key in ("lr", "weight_decay", "momentum"):
+            value = cfg.optimizer.get(key)
+            _require(value is None or value >= 0, f"optimizer.{key}", value, "a number >= 0")
+    ds = cfg.dataset
+    _require(ds.split in ("classes", "images"), "dataset.split", ds.split,
+             "one of classes, images")
+    _require(0 < ds.val_fraction < 1, "dataset.val_fraction", ds.val_fraction,
+             "a number in (0, 1)")
+    _require(0 < ds.test_fraction < 1, "dataset.test_fraction", ds.test_fraction,
+             "a number in (0, 1)")
+    for node in ("model", "encoder", "dataset", "logger"):
+        if cfg.get(node) is not None:
+            OmegaConf.to_container(cfg[node], resolve=True)  # fail early on bad interpolations

@@ -1,0 +1,1 @@
+"""Datasets (class pools) and the N-way K-shot episode sampler."""

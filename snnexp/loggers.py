@@ -1,0 +1,67 @@
+"""Experiment loggers: TensorBoard (``logger=tensorboard``) and a no-op (``logger=none``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class NullLogger:
+    """Logs nothing."""
+
+    def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        """Write ``{tag: value}`` at ``step``."""
+
+    def log_text(self, tag: str, text: str) -> None:
+        """Write a text (shown as Markdown)."""
+
+    def log_images(self, images: dict[str, Any], step: int) -> None:
+        """Write ``{tag: float array [H, W] or [3, H, W] in [0, 1]}``."""
+
+    def log_histograms(self, values: dict[str, Any], step: int) -> None:
+        """Write ``{tag: array}`` as histograms."""
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Write the run's hyperparameters with its final metrics (HParams tab)."""
+
+    def close(self) -> None:
+        """Flush and close."""
+
+
+class TensorBoardLogger(NullLogger):
+    """Writes TensorBoard event files into ``log_dir`` (``<run_dir>/tensorboard``)."""
+
+    def __init__(self, log_dir: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=log_dir)
+
+    def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def log_text(self, tag: str, text: str) -> None:
+        self.writer.add_text(tag, text)
+
+    def log_images(self, images: dict[str, Any], step: int) -> None:
+        for tag, image in images.items():
+            array = np.asarray(image, dtype=np.float32)
+            self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "CHW")
+
+    def log_histograms(self, values: dict[str, Any], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_histogram(tag, np.asarray(value, dtype=np.float32), step)
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Hparams summary in this run's own event file, so the HParams tab links its scalars."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                 for k, v in hparams.items()}
+        for summary in hparams_summary(clean, metrics):
+            self.writer.file_writer.add_summary(summary)
+        self.log_scalars(metrics, step=0)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,57 @@
+"""Few-shot evaluation: accuracy over test episodes with a 95% confidence interval, and controls.
+
+Every test report carries two controls computed on the identical episodes: nearest prototype in
+input space (``pixel``) and the same model with its initial weights (``untrained``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from snnexp.data.episodes import Episode
+
+
+def mean_ci95(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% confidence interval, ``1.96 * std / sqrt(n)``."""
+    array = np.asarray(list(values), dtype=np.float64)
+    if array.size == 0:
+        return float("nan"), float("nan")
+    return float(array.mean()), float(1.96 * array.std() / math.sqrt(array.size))
+
+
+def accuracy(logits: Any, labels: torch.Tensor) -> float:
+    """Fraction of rows of ``logits [Q, way]`` whose argmax equals ``labels [Q]``."""
+    predicted = torch.as_tensor(np.asarray(logits) if not torch.is_tensor(logits) else logits)
+    return (predicted.argmax(1).cpu() == labels.cpu()).float().mean().item()
+
+
+def pixel_prototype_logits(support_x: torch.Tensor, support_y: torch.Tensor,
+                           query_x: torch.Tensor) -> torch.Tensor:
+    """Nearest-prototype control in input space: ``-||x_q - mean_k x||^2`` over flat pixels."""
+    from snnexp.models.protonet import prototype_logits
+
+    way = int(support_y.max()) + 1
+    return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way)
+
+
+Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]
+
+
+def evaluate(predictors: dict[str, Predictor], episodes: Iterable[Episode],
+             device: torch.device | str = "cpu",
+             on_episode: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+    """Accuracy of each predictor on every episode (the same episodes for all)."""
+    accs: dict[str, list[float]] = {name: [] for name in predictors}
+    for i, episode in enumerate(episodes):
+        ep = episode.to(device)
+        for name, predict in predictors.items():
+            accs[name].append(accuracy(predict(ep.support_x, ep.support_y, ep.query_x),
+                                       ep.query_y))
+        if on_episode is not None:
+            on_episode(i)
+    return accs

@@ -1,0 +1,1 @@
+"""Few-shot learners: the spiking Prototypical Network and the NumPy R-STDP network."""

@@ -1,0 +1,72 @@
+"""The Learner contract that every few-shot model implements.
+
+``snnexp.train`` never branches on the model type: it only calls the methods below. This module
+imports no torch, so the NumPy R-STDP learner can implement it without pulling torch in.
+
+Array arguments are ``torch.Tensor`` on the run's device, or anything ``numpy.asarray`` accepts
+(a NumPy learner converts them with ``np.asarray``). Logits may be a tensor or an ``np.ndarray``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from snnexp.data.episodes import Episode
+
+
+class Learner(ABC):
+    """A few-shot learner.
+
+    Class attributes:
+        name: the model's config name (``"protonet"``, ``"rstdp"``); stored in checkpoints.
+        uses_optimizer: whether the learner trains through a torch optimizer (``cfg.optimizer``).
+    """
+
+    name: str = "learner"
+    uses_optimizer: bool = False
+
+    @abstractmethod
+    def meta_train_step(self, episode: Episode) -> dict[str, float]:
+        """Learn from one training episode; return scalars such as ``loss`` and ``acc``."""
+
+    @abstractmethod
+    def predict(self, support_x: Any, support_y: Any, query_x: Any) -> Any:
+        """Score queries against the support set.
+
+        Args:
+            support_x: ``[way*shot, C, H, W]`` images. support_y: ``[way*shot]`` labels 0..way-1.
+            query_x: ``[n_query, C, H, W]`` images.
+
+        Returns:
+            ``[n_query, way]`` logits; the predicted class is the argmax.
+        """
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to restore the learner (weights, optimizer state, own RNG)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from ``state_dict()`` output (tensors may come back for NumPy arrays)."""
+
+    @abstractmethod
+    def spike_stats(self) -> dict[str, float]:
+        """Per-sample activity since the last ``reset_spike_stats()``.
+
+        Flat keys ``"<layer>/spikes"`` (spikes per sample) and ``"<layer>/synops"`` (synaptic
+        operations per sample: spikes x fan-out), plus ``"total/spikes"`` and ``"total/synops"``.
+        """
+
+    @abstractmethod
+    def reset_spike_stats(self) -> None:
+        """Zero the activity counters read by ``spike_stats()``."""
+
+    def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
+        """Pictures of the learner's state for TensorBoard (optional).
+
+        Returns ``{"images": {tag: float array [H, W] or [3, H, W] in [0, 1]},
+        "histograms": {tag: array}}``. The default has none.
+        """
+        return {"images": {}, "histograms": {}}

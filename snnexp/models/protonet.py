@@ -1,0 +1,166 @@
+"""Prototypical Network (Snell et al. 2017) with a spiking embedding.
+
+For an episode, support and query images go through the embedding network in one batched
+forward. Class prototypes are the mean support embeddings ``c_k = mean_{i: y_i = k} f(x_i)``
+(a scatter-add), and the logits are negative squared Euclidean distances
+``logit[q, k] = -||f(x_q) - c_k||^2`` (``torch.cdist``); training minimises their cross-entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from snnexp.errors import UserError
+from snnexp.models.base import Learner
+from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
+
+CHOICES = {"backbone": ("notebook", "snell4"), "neuron": ("lif", "relu"),
+           "padding": ("same", "valid"), "readout": ("membrane", "spikes")}
+
+
+def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, way: int) -> torch.Tensor:
+    """Mean embedding per class: ``[N, D]``, labels ``[N]`` in ``0..way-1`` -> ``[way, D]``."""
+    sums = embeddings.new_zeros(way, embeddings.shape[1]).index_add_(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=way).clamp_min(1).unsqueeze(1)
+    return sums / counts.to(embeddings.dtype)
+
+
+def prototype_logits(support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor,
+                     way: int) -> torch.Tensor:
+    """``-||query - c_k||^2``: support ``[S, D]``, query ``[Q, D]`` -> logits ``[Q, way]``."""
+    return -torch.cdist(query, prototypes(support, support_y, way)).pow(2)
+
+
+class ProtoNetLearner(Learner):
+    """Spiking Prototypical Network meta-trained with a torch optimizer.
+
+    Args:
+        encoder: maps ``[B, C, H, W]`` images to ``[T, B, C, H, W]`` inputs (``snnexp.encoding``).
+        input_shape: ``(C, H, W)``.
+        optimizer: a partial ``torch.optim`` constructor, finished here with the parameters.
+        device: torch device. seed: unused (torch is seeded by the run).
+        backbone, neuron, padding, embedding_dim, num_steps, beta, learn_beta, threshold,
+        readout, spike_grad: see ``conf/model/protonet.yaml``.
+    """
+
+    name = "protonet"
+    uses_optimizer = True
+
+    def __init__(self, encoder: Any, input_shape: tuple[int, int, int],
+                 optimizer: Callable | None = None, device: str | torch.device = "cpu",
+                 seed: int = 0, *, backbone: str = "notebook", neuron: str = "lif",
+                 padding: str = "same", embedding_dim: int = 64, num_steps: int = 50,
+                 beta: float = 0.95, learn_beta: bool = False, threshold: float = 1.0,
+                 readout: str = "membrane", spike_grad: Callable | None = None) -> None:
+        _check_args(backbone=backbone, neuron=neuron, padding=padding, readout=readout,
+                    num_steps=num_steps, beta=beta, threshold=threshold,
+                    embedding_dim=embedding_dim)
+        self.encoder, self.num_steps, self.device = encoder, num_steps, torch.device(device)
+        try:
+            self.net = SpikingConvNet(tuple(input_shape), backbone_specs(backbone, embedding_dim),
+                                      neuron=neuron, padding=padding, beta=beta,
+                                      learn_beta=learn_beta, threshold=threshold,
+                                      readout=readout, spike_grad=spike_grad).to(self.device)
+        except ValueError as err:
+            raise UserError(f"model.backbone={backbone}, model.padding={padding}: {err}; "
+                            "use model.padding=same or a larger dataset image") from err
+        self.optimizer = optimizer(self.net.parameters()) if optimizer is not None else None
+        self.reset_spike_stats()
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` images -> ``[B, D]`` embeddings (encodes them first)."""
+        static = getattr(self.encoder, "static", False) or self.net.neuron == "relu"
+        x = images if static else self.encoder(images, self.num_steps)
+        embeddings = self.net(x, self.num_steps, static)
+        if not self.net.training:
+            self._count(images.shape[0], x if not static else None)
+        return embeddings
+
+    def _episode_logits(self, support_x: torch.Tensor, support_y: torch.Tensor,
+                        query_x: torch.Tensor) -> torch.Tensor:
+        way = int(support_y.max()) + 1
+        embeddings = self.embed(torch.cat([support_x, query_x]))
+        n_support = support_x.shape[0]
+        return prototype_logits(embeddings[:n_support], support_y, embeddings[n_support:], way)
+
+    def meta_train_step(self, episode: Any) -> dict[str, float]:
+        """One optimizer step on the episode's query cross-entropy."""
+        if self.optimizer is None:
+            raise RuntimeError("ProtoNetLearner needs an optimizer to meta-train")
+        self.net.train()
+        logits = self._episode_logits(episode.support_x, episode.support_y, episode.query_x)
+        loss = nn.functional.cross_entropy(logits, episode.query_y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        acc = (logits.argmax(1) == episode.query_y).float().mean()
+        return {"loss": loss.item(), "acc": acc.item()}
+
+    @torch.no_grad()
+    def predict(self, support_x: Any, support_y: Any, query_x: Any) -> torch.Tensor:
+        self.net.eval()
+        as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=self.device)
+        return self._episode_logits(as_tensor(support_x, torch.float32),
+                                    as_tensor(support_y, torch.int64),
+                                    as_tensor(query_x, torch.float32))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"net": self.net.state_dict()}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        if self.optimizer is not None and "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def _count(self, batch: int, encoded: torch.Tensor | None) -> None:
+        """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
+        self._samples += batch
+        net, stats = self.net, self._totals
+        if net.neuron == "relu":
+            for i, macs in enumerate(net.macs):
+                stats[f"layer{i + 1}/macs"] = stats.get(f"layer{i + 1}/macs", 0.0) + macs * batch
+            return
+        if encoded is None:  # analog input: the first layer does MACs once per forward
+            stats["input/macs"] = stats.get("input/macs", 0.0) + net.macs[0] * batch
+        else:
+            spikes = float(encoded.sum())
+            stats["input/spikes"] = stats.get("input/spikes", 0.0) + spikes
+            stats["input/synops"] = stats.get("input/synops", 0.0) + spikes * net.fan_out[0]
+        for i, (spikes, sent) in enumerate(net.activity):
+            fan_out = net.fan_out[i + 1] if i + 1 < len(net.fan_out) else 0
+            for key, value in (("spikes", float(spikes)), ("synops", float(sent) * fan_out)):
+                name = f"layer{i + 1}/{key}"
+                stats[name] = stats.get(name, 0.0) + value
+
+    def spike_stats(self) -> dict[str, float]:
+        n = max(self._samples, 1)
+        stats = {key: value / n for key, value in self._totals.items()}
+        for kind in ("spikes", "synops", "macs"):
+            parts = [v for k, v in stats.items() if k.endswith(f"/{kind}")]
+            if parts:
+                stats[f"total/{kind}"] = sum(parts)
+        return stats
+
+    def reset_spike_stats(self) -> None:
+        self._totals: dict[str, float] = {}
+        self._samples = 0
+
+
+def _check_args(**args: Any) -> None:
+    for key, allowed in CHOICES.items():
+        if args[key] not in allowed:
+            raise UserError(f"model.{key}={args[key]}: must be one of {', '.join(allowed)}")
+    for key in ("num_steps", "embedding_dim"):
+        if not (isinstance(args[key], int) and args[key] >= 1):
+            raise UserError(f"model.{key}={args[key]}: must be an integer >= 1")
+    if not 0.0 <= args["beta"] <= 1.0:
+        raise UserError(f"model.beta={args['beta']}: must be a number in [0, 1]")
+    if not args["threshold"] > 0:
+        raise UserError(f"model.threshold={args['threshold']}: must be a number > 0")

@@ -1,0 +1,149 @@
+"""Pure NumPy step functions of the R-STDP network: LIF neurons, STDP traces, eligibility, reward.
+
+Every function takes explicit state and returns the new state; nothing is kept at module level.
+Arrays are float32 and vectorised over synapses and over a leading batch of samples.
+
+Equations (one step of length ``dt``):
+
+- LIF: ``v <- v_rest + (v - v_rest) * exp(-dt/tau_m) + I`` (input ``I`` ignored while
+  refractory); spike when ``v >= v_th + theta``; then ``v <- v_reset`` and ``t_ref/dt`` refractory
+  steps; adaptive threshold ``theta <- theta * exp(-dt/tau_theta) + theta_plus * s``.
+- Traces: ``x <- x * exp(-dt/tau_plus) + s_pre``, ``y <- y * exp(-dt/tau_minus) + s_post``.
+- Eligibility (MSTDPET, Florian 2007): ``e <- e * exp(-dt/tau_e) + a_plus * x (x) s_post
+  - a_minus * s_pre (x) y``.
+- Reward: ``W <- clip(W + eta * sum_b (r_b - r_bar) * e_b, w_min, w_max)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class LIFParams(NamedTuple):
+    """LIF constants in mV and ms (defaults of the original notebook)."""
+
+    v_rest: float = -65.0
+    v_reset: float = -65.0
+    v_th: float = -58.0
+    tau_m: float = 10.0
+    t_ref: float = 5.0
+    dt: float = 1.0
+    theta_plus: float = 0.0
+    tau_theta: float = 1e7
+
+    @property
+    def decay(self) -> np.float32:
+        return np.float32(np.exp(-self.dt / self.tau_m))
+
+    @property
+    def ref_steps(self) -> int:
+        return int(round(self.t_ref / self.dt))
+
+
+class LIFState(NamedTuple):
+    """Membrane ``v`` [..., N] (mV), refractory steps left ``refrac`` [..., N] (int16) and
+    adaptive threshold offset ``theta`` (broadcastable to ``v``, mV)."""
+
+    v: np.ndarray
+    refrac: np.ndarray
+    theta: np.ndarray
+
+
+class STDPParams(NamedTuple):
+    """Trace time constants (ms), STDP amplitudes, eligibility decay and reward-learning rate."""
+
+    tau_plus: float = 20.0
+    tau_minus: float = 20.0
+    tau_e: float = 25.0
+    a_plus: float = 1.0
+    a_minus: float = 0.2
+    eta: float = 0.1
+    w_min: float = 0.0
+    w_max: float = 1.0
+    dt: float = 1.0
+
+
+def lif_init(shape: tuple[int, ...], p: LIFParams, theta: np.ndarray | float = 0.0) -> LIFState:
+    """Resting state of ``shape`` neurons."""
+    return LIFState(np.full(shape, p.v_rest, np.float32), np.zeros(shape, np.int16),
+                    np.asarray(theta, np.float32))
+
+
+def _integrate(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray, np.ndarray]:
+    """Leak and integrate; returns the new membrane and the mask of non-refractory neurons."""
+    active = s.refrac == 0
+    v = np.float32(p.v_rest) + (s.v - np.float32(p.v_rest)) * p.decay
+    v = v + np.where(active, current, np.float32(0.0)).astype(np.float32)
+    return v, active
+
+
+def _fire(v: np.ndarray, spikes: np.ndarray, s: LIFState, p: LIFParams,
+          reset_mask: np.ndarray) -> LIFState:
+    """Reset and refractory counters of ``reset_mask``, adaptive threshold after the spikes."""
+    v = np.where(reset_mask, np.float32(p.v_reset), v).astype(np.float32)
+    refrac = np.where(reset_mask, np.int16(p.ref_steps), np.maximum(s.refrac - 1, 0))
+    refrac = refrac.astype(np.int16)
+    theta = s.theta
+    if p.theta_plus:
+        keep = np.float32(np.exp(-p.dt / p.tau_theta))
+        theta = (theta * keep + np.float32(p.theta_plus) * spikes).astype(np.float32)
+    return LIFState(v, refrac, theta)
+
+
+def lif_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray, LIFState]:
+    """One LIF step. ``current`` [..., N] in mV per step; returns float32 spikes [..., N]."""
+    v, active = _integrate(current, s, p)
+    fired = active & (v >= np.float32(p.v_th) + s.theta)
+    spikes = fired.astype(np.float32)
+    return spikes, _fire(v, spikes, s, p, fired)
+
+
+def lif_wta_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray, LIFState]:
+    """One LIF step with hard winner-take-all over the last axis.
+
+    Of the neurons of a group (last axis) above threshold only the one furthest above it spikes;
+    its spike inhibits the whole group for the refractory period: every membrane of the group is
+    reset to ``v_reset`` and ignores input for ``t_ref``, so one neuron of a group spikes at a time.
+    """
+    v, active = _integrate(current, s, p)
+    margin = v - (np.float32(p.v_th) + s.theta)
+    margin = np.where(active & (margin >= 0), margin, -np.inf)
+    best = margin.max(axis=-1, keepdims=True)
+    any_fired = np.isfinite(best)
+    first = margin.argmax(axis=-1)[..., None] == np.arange(v.shape[-1])
+    spikes = (first & any_fired).astype(np.float32)
+    return spikes, _fire(v, spikes, s, p, np.broadcast_to(any_fired, v.shape))
+
+
+def trace_step(trace: np.ndarray, spikes: np.ndarray, tau: float, dt: float = 1.0) -> np.ndarray:
+    """``x <- x * exp(-dt/tau) + s``."""
+    return (trace * np.float32(np.exp(-dt / tau)) + spikes).astype(np.float32)
+
+
+def eligibility_step(e: np.ndarray, x_pre: np.ndarray, y_post: np.ndarray, s_pre: np.ndarray,
+                     s_post: np.ndarray, p: STDPParams) -> np.ndarray:
+    """MSTDPET eligibility ``e`` [B, n_pre, n_post] from traces and spikes [B, n_pre], [B, n_post].
+
+    ``e <- e * exp(-dt/tau_e) + a_plus * x_pre (x) s_post - a_minus * s_pre (x) y_post``:
+    pre-before-post makes it positive, post-before-pre negative. Traces must already include
+    this step's spikes.
+    """
+    decay = np.float32(np.exp(-p.dt / p.tau_e))
+    ltp = np.float32(p.a_plus) * x_pre[:, :, None] * s_post[:, None, :]
+    ltd = np.float32(p.a_minus) * s_pre[:, :, None] * y_post[:, None, :]
+    return (e * decay + ltp - ltd).astype(np.float32)
+
+
+def reward_update(w: np.ndarray, e: np.ndarray, reward: np.ndarray, baseline: float,
+                  p: STDPParams) -> np.ndarray:
+    """``W <- clip(W + eta * sum_b (r_b - r_bar) * e_b, w_min, w_max)``.
+
+    Args:
+        w: [n_pre, n_post] weights. e: [B, n_pre, n_post] eligibility at reward time.
+        reward: [B] rewards. baseline: running mean reward ``r_bar`` (0 disables it).
+    """
+    mod = (np.asarray(reward, np.float32) - np.float32(baseline)) * np.float32(p.eta)
+    dw = np.tensordot(mod, e, axes=(0, 0))
+    return np.clip(w + dw, p.w_min, p.w_max).astype(np.float32)

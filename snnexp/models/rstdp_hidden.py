@@ -1,0 +1,122 @@
+"""Convolutional hidden LIF layer with local winner-take-all, competitive STDP and homeostasis.
+
+Every input patch position holds ``filters`` LIF neurons that share one weight vector per filter
+(``w`` [C*k*k, filters], each column L1-normalised to 1). Lateral inhibition is a hard
+winner-take-all over the filters of a position (``lif_wta_step``). The input current of a neuron
+at position ``p`` is ``I = gain * P_t[p] . w_f`` where ``P_t[p]`` is the patch of input spikes.
+
+Plasticity (meta-training only; in the spirit of Diehl & Cook 2015, the competitive rule of
+Nessler et al. 2013): on each post-synaptic spike the filter moves towards the presynaptic trace
+patch that made it fire, ``w_f <- normalise(w_f + lr * (x_hat_f - w_f))`` with ``x_hat_f`` the
+L1-normalised mean pre-trace patch over the filter's spikes of a batch. Homeostasis raises the
+threshold offset ``theta_f`` of filters that fire more than the mean filter and lowers it for the
+others: ``theta_f <- theta_f + theta_lr * (rate_f / mean_rate - 1)``.
+
+Hidden spikes are sum-pooled over ``pool x pool`` blocks of positions (the readout synapses are
+shared within a block), giving the readout input [T, B, D] with ``D = g*g*filters``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from snnexp.models.rstdp_dynamics import LIFParams, lif_init, lif_wta_step, trace_step
+
+
+class HiddenParams(NamedTuple):
+    """Geometry, input gain (mV per step) and plasticity rates of the hidden layer."""
+
+    kernel: int = 3
+    stride: int = 1
+    filters: int = 16
+    pool: int = 3
+    gain: float = 3.0
+    lr: float = 0.05
+    theta_lr: float = 0.1
+    tau_pre: float = 20.0
+
+
+class HiddenRun(NamedTuple):
+    """Result of one simulation: pooled spikes [T, B, D], hidden spike counts per sample [B],
+    plasticity sums (``num`` [C*k*k, F] and ``cnt`` [F], zero when not learning) and, when
+    recorded, the raw hidden spikes [T, B, h, w, F]."""
+
+    pooled: np.ndarray
+    counts: np.ndarray
+    num: np.ndarray
+    cnt: np.ndarray
+    raw: np.ndarray | None
+
+
+def patches(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """[B, C, H, W] -> [B, h, w, C*k*k] patches (row-major within a patch, channel first)."""
+    view = sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+    b, c, h, w = view.shape[:4]
+    return view.transpose(0, 2, 3, 1, 4, 5).reshape(b, h, w, c * kernel * kernel)
+
+
+def grid_shape(input_shape: tuple[int, int, int], hp: HiddenParams) -> tuple[int, int, int]:
+    """``(h, w, g)``: positions per side and pooled cells per side (``g = min(h, w) // pool``)."""
+    _, height, width = input_shape
+    h = (height - hp.kernel) // hp.stride + 1
+    w = (width - hp.kernel) // hp.stride + 1
+    return h, w, min(h, w) // hp.pool
+
+
+def init_filters(rng: np.random.Generator, n_in: int, filters: int) -> np.ndarray:
+    """Random non-negative filters [n_in, filters], each column summing to 1."""
+    w = rng.random((n_in, filters), dtype=np.float32) + np.float32(0.1)
+    return (w / w.sum(axis=0, keepdims=True)).astype(np.float32)
+
+
+def pool_spikes(spikes: np.ndarray, pool: int, g: int) -> np.ndarray:
+    """Sum-pool [B, h, w, F] spikes over ``pool x pool`` blocks -> [B, g*g*F]."""
+    b, f = spikes.shape[0], spikes.shape[-1]
+    crop = spikes[:, : g * pool, : g * pool]
+    return crop.reshape(b, g, pool, g, pool, f).sum(axis=(2, 4)).reshape(b, g * g * f)
+
+
+def simulate_hidden(spikes_in: np.ndarray, w: np.ndarray, theta: np.ndarray, lif: LIFParams,
+                    hp: HiddenParams, learn: bool = False, record: bool = False) -> HiddenRun:
+    """Run the hidden layer over input spikes [T, B, C, H, W] (weights fixed during the run)."""
+    t_steps, b = spikes_in.shape[:2]
+    h, wd, g = grid_shape(spikes_in.shape[2:], hp)
+    n_in, f = w.shape
+    state = lif_init((b, h, wd, f), lif, theta)
+    pooled = np.zeros((t_steps, b, g * g * f), np.float32)
+    counts = np.zeros(b, np.float32)
+    num, cnt = np.zeros((n_in, f), np.float32), np.zeros(f, np.float32)
+    trace = np.zeros(spikes_in.shape[1:], np.float32)
+    raw = np.zeros((t_steps, b, h, wd, f), np.float32) if record else None
+    gain_w = (np.float32(hp.gain) * w).astype(np.float32)
+    for t in range(t_steps):
+        current = patches(spikes_in[t], hp.kernel, hp.stride) @ gain_w
+        spikes, state = lif_wta_step(current, state, lif)
+        pooled[t] = pool_spikes(spikes, hp.pool, g)
+        counts += spikes.sum(axis=(1, 2, 3))
+        if record:
+            raw[t] = spikes
+        if learn:
+            trace = trace_step(trace, spikes_in[t], hp.tau_pre, lif.dt)
+            flat = spikes.reshape(-1, f)
+            if flat.any():
+                num += patches(trace, hp.kernel, hp.stride).reshape(-1, n_in).T @ flat
+                cnt += flat.sum(axis=0)
+    return HiddenRun(pooled, counts, num, cnt, raw)
+
+
+def competitive_update(w: np.ndarray, theta: np.ndarray, run: HiddenRun,
+                       hp: HiddenParams) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the competitive STDP step and the homeostatic threshold step of one batch."""
+    fired = run.cnt > 0
+    target = run.num[:, fired] / np.maximum(run.num[:, fired].sum(axis=0, keepdims=True), 1e-12)
+    w = w.copy()
+    w[:, fired] += np.float32(hp.lr) * (target - w[:, fired])
+    w = np.maximum(w, 0.0)
+    w = (w / np.maximum(w.sum(axis=0, keepdims=True), 1e-12)).astype(np.float32)
+    rate = run.cnt / max(float(run.cnt.mean()), 1e-12)
+    theta = (theta + np.float32(hp.theta_lr) * (rate - 1.0)).astype(np.float32)
+    return w, theta

@@ -1,0 +1,168 @@
+"""Convolutional embedding networks of LIF neurons (snnTorch), with an ANN twin.
+
+The network is processed layer by layer over all time steps at once: a block's synaptic
+operation (conv or linear) runs on the ``[T*B, ...]`` batch in one call, then its LIF neurons
+scan over time. This is exact for feed-forward SNNs (no layer feeds back) and turns ``T`` small
+convolutions into one large one. On a static input (``encoder=direct``) the first operation is
+computed once, not once per step.
+
+LIF (``snntorch.Leaky``, reset by subtraction, reset from the previous step)::
+
+    r[t] = H(v[t-1] - theta)            (detached)
+    v[t] = beta * v[t-1] + I[t] - r[t] * theta
+    s[t] = H(v[t] - theta)              (surrogate gradient in the backward pass)
+
+``neuron="relu"`` builds the ANN twin: the same layers with ReLU and no time steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import snntorch as snn
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One layer: ``kind`` ``conv`` (``out`` channels, ``kernel``) or ``linear`` (``out`` units)."""
+
+    kind: str
+    out: int
+    kernel: int = 0
+    pool: bool = False
+    batchnorm: bool = False
+
+
+def backbone_specs(backbone: str, embedding_dim: int) -> list[BlockSpec]:
+    """Layer lists of the named backbones."""
+    if backbone == "notebook":  # conv16@5x5-LIF-pool2-conv32@3x3-LIF-pool2-fc64-LIF
+        return [BlockSpec("conv", 16, 5, pool=True), BlockSpec("conv", 32, 3, pool=True),
+                BlockSpec("linear", embedding_dim)]
+    if backbone == "snell4":  # Snell et al. 2017: 4 x (conv64@3x3-BN-LIF-pool2)
+        return [BlockSpec("conv", 64, 3, pool=True, batchnorm=True) for _ in range(4)]
+    raise ValueError(f"unknown backbone {backbone}")
+
+
+class SpikingConvNet(nn.Module):
+    """Embedding network. ``forward`` maps time-first inputs to embeddings ``[B, D]``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image.
+        specs: the layers (``backbone_specs``).
+        neuron: ``"lif"`` or ``"relu"`` (ANN twin).
+        padding: ``"same"`` (any input size) or ``"valid"``.
+        readout: ``"membrane"`` (time-mean membrane of the last layer) or ``"spikes"``
+            (time-mean spikes of the last layer).
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], specs: list[BlockSpec], *,
+                 neuron: str = "lif", padding: str = "same", beta: float = 0.95,
+                 learn_beta: bool = False, threshold: float = 1.0, readout: str = "membrane",
+                 spike_grad: Callable | None = None) -> None:
+        super().__init__()
+        self.neuron, self.readout, self.specs = neuron, readout, specs
+        self.ops, self.norms, self.lifs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        self.macs: list[int] = []  # multiply-accumulates per sample of each op
+        self.fan_out: list[int] = []  # synapses leaving each input unit of each op
+        shape = tuple(input_shape)
+        for spec in specs:
+            op, shape_out = _make_op(spec, shape, padding)
+            self.ops.append(op)
+            self.norms.append(nn.BatchNorm2d(spec.out) if spec.batchnorm else nn.Identity())
+            self.lifs.append(snn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad,
+                                       learn_beta=learn_beta))
+            self.macs.append(_macs(op, shape, shape_out))
+            self.fan_out.append(spec.out * spec.kernel**2 if spec.kind == "conv" else spec.out)
+            shape = shape_out if not spec.pool else (shape_out[0], shape_out[1] // 2,
+                                                     shape_out[2] // 2)
+            if min(shape[1:] if len(shape) == 3 else shape) < 1:
+                raise ValueError(f"input {tuple(input_shape)} is too small for this backbone")
+        self.embedding_dim = int(torch.tensor(shape).prod())
+        self.activity: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor, num_steps: int, static: bool) -> torch.Tensor:
+        """Embed a batch.
+
+        Args:
+            x: ``[B, C, H, W]`` when ``static`` (the same input at each of ``num_steps`` steps,
+                and always for the ANN twin), else ``[T, B, C, H, W]``.
+
+        Returns:
+            ``[B, D]`` embeddings. ``self.activity`` then holds, per layer, the spikes of its
+            neurons and the spikes it sends on (after pooling), summed over the batch.
+        """
+        if self.neuron == "relu":
+            return self._forward_ann(x if static else x.mean(0))
+        h, self.activity = x, []
+        for i, (op, norm, lif) in enumerate(zip(self.ops, self.norms, self.lifs)):
+            last = i == len(self.ops) - 1
+            first_static = static and i == 0
+            cur = self._current(op, norm, h, first_static)
+            spikes, mems = self._scan(lif, cur, num_steps, first_static, keep_mem=last)
+            out = self._pool(spikes, i)
+            self.activity.append((spikes.detach().sum(), out.detach().sum()))
+            h = self._pool(mems, i) if last and self.readout == "membrane" else out
+        return h.mean(0).flatten(1)
+
+    @staticmethod
+    def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:
+        """``[T, B, ...]`` input current; ``[B, ...]`` when the input is static."""
+        if static:
+            return norm(op(h))
+        steps, batch = h.shape[:2]
+        cur = norm(op(h.flatten(0, 1)))
+        return cur.unflatten(0, (steps, batch))
+
+    @staticmethod
+    def _scan(lif: nn.Module, cur: torch.Tensor, num_steps: int, static: bool,
+              keep_mem: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the LIF neurons over time; ``cur`` is ``[T, B, ...]``, or ``[B, ...]`` if static.
+
+        Returns spikes ``[T, B, ...]`` and, if ``keep_mem``, membranes ``[T, B, ...]``.
+        """
+        mem = torch.zeros(cur.shape if static else cur.shape[1:], dtype=cur.dtype,
+                          device=cur.device)
+        spikes, mems = [], []
+        steps = [cur] * num_steps if static else cur.unbind(0)  # unbind: cheap backward
+        for cur_t in steps:
+            spk, mem = lif(cur_t, mem)
+            spikes.append(spk)
+            if keep_mem:
+                mems.append(mem)
+        return torch.stack(spikes), (torch.stack(mems) if keep_mem else None)
+
+    def _pool(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        if not self.specs[i].pool:
+            return h
+        return nn.functional.max_pool2d(h.flatten(0, 1), 2).unflatten(0, h.shape[:2])
+
+    def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, (op, norm) in enumerate(zip(self.ops, self.norms)):
+            pre = norm(op(h))
+            last = i == len(self.ops) - 1
+            h = pre if last and self.readout == "membrane" else torch.relu(pre)
+            if self.specs[i].pool:
+                h = nn.functional.max_pool2d(h, 2)
+        return h.flatten(1)
+
+
+def _make_op(spec: BlockSpec, shape: tuple[int, ...], padding: str) -> tuple[nn.Module, tuple]:
+    if spec.kind == "linear":
+        features = int(torch.tensor(shape).prod())
+        op = nn.Sequential(nn.Flatten(), nn.Linear(features, spec.out))
+        return op, (spec.out,)
+    pad = spec.kernel // 2 if padding == "same" else 0
+    op = nn.Conv2d(shape[0], spec.out, spec.kernel, padding=pad)
+    height, width = (s + 2 * pad - spec.kernel + 1 for s in shape[1:])
+    return op, (spec.out, height, width)
+
+
+def _macs(op: nn.Module, shape_in: tuple, shape_out: tuple) -> int:
+    if isinstance(op, nn.Conv2d):
+        k = op.kernel_size[0] * op.kernel_size[1]
+        return int(shape_out[0] * shape_out[1] * shape_out[2] * shape_in[0] * k)
+    return int(torch.tensor(shape_in).prod()) * int(shape_out[0])

@@ -1,0 +1,192 @@
+"""Meta-train a few-shot learner, validate it, and test it on held-out classes.
+
+    python -m snnexp.train way=5 shot=1
+    python -m snnexp.train -m model=protonet,rstdp shot=1,5 seed=0,1,2
+
+``train(cfg)`` does the work and returns ``(metrics, objects)``; ``main()`` is the thin Hydra
+wrapper that returns ``metrics[cfg.optimized_metric]`` to sweepers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from snnexp import builders
+from snnexp.checkpoint import load_checkpoint, write_json
+from snnexp.config import check_config, register_configs
+from snnexp.errors import UserError
+from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
+from snnexp.metrics import evaluate, mean_ci95, pixel_prototype_logits
+
+log = logging.getLogger(__name__)
+register_configs()
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one experiment; return ``(metrics, objects)`` (metrics as in ``metrics.json``)."""
+    resume_state = load_resume(cfg) if cfg.get("resume") else None
+    if resume_state is not None:
+        cfg = config_for_resume(cfg, resume_state)
+    check_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    builders.configure_torch(cfg.threads)
+    device = builders.resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    pool = builders.build_pool(cfg.dataset)
+    splits = pool.splits()
+    train_sampler = builders.build_sampler(splits["train"], cfg.train_way, cfg.train_shot,
+                                           cfg.train_query, cfg.seed, "train")
+    make_val = lambda: builders.build_sampler(splits["val"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
+                                              cfg.seed, "val")
+    make_test = lambda: builders.build_sampler(splits["test"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
+                                               cfg.seed, "test")
+    make_val(), make_test()  # validate episode shapes against the splits before training
+    learner = builders.build_learner(cfg, pool.image_shape, device)
+    logger = builders.instantiate(cfg.logger) if cfg.get("logger") else None
+    trainer = MetaTrainer(learner, train_sampler, make_val, episodes=cfg.train_episodes,
+                          val_every=cfg.val_every, val_episodes=cfg.val_episodes, device=device,
+                          run_dir=run_dir, logger=logger, progress=progress_enabled(is_multirun()),
+                          snapshot={"config": builders.config_to_dict(cfg)})
+    if resume_state is not None:
+        learner.load_state_dict(resume_state["learner"])
+        trainer.restore(resume_state)
+        log.info("resumed from %s at episode %d", cfg.resume, trainer.done)
+    if logger is not None:
+        logger.log_text("config", f"```yaml\n{OmegaConf.to_yaml(cfg, resolve=True)}```")
+    log.info("run dir %s | model=%s dataset=%s %d-way %d-shot | %s", run_dir, learner.name,
+             pool.name, cfg.way, cfg.shot, device)
+    try:
+        trainer.run()
+    except Interrupted as stop:
+        write_json(run_dir / "metrics.json", {**summary(cfg, trainer, pool.name),
+                                              "status": "interrupted"})
+        raise SystemExit(stop.exit_code) from None
+    if cfg.test_from == "best" and (run_dir / "checkpoints" / "best.pt").exists():
+        learner.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["learner"])
+    test = run_test(cfg, learner, make_test(), pool.image_shape, device)
+    metrics = {**summary(cfg, trainer, pool.name), "status": "completed", **test}
+    write_json(run_dir / "metrics.json", metrics)
+    if logger is not None:
+        log_final(logger, cfg, metrics, trainer.done)
+        logger.close()
+    return metrics, {"learner": learner, "trainer": trainer, "pool": pool, "cfg": cfg}
+
+
+def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
+             device: torch.device) -> dict[str, Any]:
+    """Test on ``cfg.test_episodes`` episodes with the pixel and untrained controls."""
+    with torch.random.fork_rng():  # the same initial weights as this run started from
+        torch.manual_seed(cfg.seed)
+        untrained = builders.build_learner(cfg, input_shape, device)
+    learner.reset_spike_stats()
+    predictors = {"acc": learner.predict, "acc_pixel": pixel_prototype_logits,
+                  "acc_untrained": untrained.predict}
+    start = time.perf_counter()
+    accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)), device)
+    wall = time.perf_counter() - start
+    test: dict[str, Any] = {"episodes": cfg.test_episodes, "wall_s": wall}
+    for name, values in accs.items():
+        mean, ci95 = mean_ci95(values)
+        test[name], test[name.replace("acc", "ci95")] = mean, ci95
+    log.info("test/acc %.4f ± %.4f over %d episodes | controls: pixel %.4f ± %.4f, "
+             "untrained %.4f ± %.4f", test["acc"], test["ci95"], cfg.test_episodes,
+             test["acc_pixel"], test["ci95_pixel"], test["acc_untrained"], test["ci95_untrained"])
+    return {"test": test, "spikes": learner.spike_stats()}
+
+
+def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, Any]:
+    """The parts of ``metrics.json`` known after training."""
+    val_last = trainer.val_history[-1] if trainer.val_history else [0, float("nan"), 0.0]
+    return {
+        "model": trainer.learner.name, "dataset": dataset,
+        "encoder": cfg.encoder._target_.rsplit(".", 1)[-1], "seed": cfg.seed,
+        "way": cfg.way, "shot": cfg.shot, "query": cfg.query, "train_way": cfg.train_way,
+        "train_shot": cfg.train_shot, "train_query": cfg.train_query,
+        "train": {"episodes": trainer.done, "wall_s": trainer.wall_s,
+                  "episodes_per_s": trainer.done / trainer.wall_s if trainer.wall_s else 0.0,
+                  **{k: v for k, v in trainer.last_train.items()}},
+        "val": {"acc": val_last[1], "ci95": val_last[2], "acc_best": trainer.best["acc"],
+                "episode_best": trainer.best["episode"], "episodes": cfg.val_episodes,
+                "history": trainer.val_history},
+    }
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """``{"test": {"acc": x}}`` -> ``{"test/acc": x}`` for the scalar leaves (``split/name``)."""
+    flat = {}
+    for split in ("train", "val", "test", "spikes"):
+        for key, value in metrics.get(split, {}).items():
+            if isinstance(value, (int, float)):
+                flat[f"{split}/{key}"] = float(value)
+    return flat
+
+
+def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) -> None:
+    flat = flat_metrics(metrics)
+    logger.log_scalars({k: v for k, v in flat.items() if k.startswith(("test/", "spikes/"))},
+                       step)
+    hparams = {"model": metrics["model"], "dataset": metrics["dataset"],
+               "encoder": metrics["encoder"], "way": cfg.way, "shot": cfg.shot,
+               "seed": cfg.seed, "train_episodes": cfg.train_episodes}
+    for node in ("model", "optimizer", "encoder"):
+        for key, value in (cfg.get(node) or {}).items():
+            if isinstance(value, (int, float, str, bool)) and key != "_target_":
+                hparams[f"{node}.{key}"] = value
+    logger.log_hparams(hparams, {k: flat[k] for k in ("test/acc", "val/acc_best",
+                                                      "test/acc_pixel", "test/acc_untrained")})
+
+
+def load_resume(cfg: DictConfig) -> dict[str, Any]:
+    return load_checkpoint(Path(cfg.resume).expanduser())
+
+
+def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
+    """The interrupted run's config, with this run's paths and ``train_episodes``."""
+    stored = OmegaConf.create(state["config"])
+    with open_dict(stored):
+        stored.paths = cfg.paths
+        stored.resume = cfg.resume
+        stored.train_episodes = cfg.train_episodes if "train_episodes" in overridden() \
+            else stored.train_episodes
+    return stored
+
+
+def overridden() -> set[str]:
+    """Keys given on the command line (empty outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def is_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: run ``train`` and return the optimized metric."""
+    try:
+        metrics, _ = train(cfg)
+        flat = flat_metrics(metrics)
+        if cfg.optimized_metric not in flat:
+            raise UserError(f"optimized_metric={cfg.optimized_metric}: not a metric of this run "
+                            f"(allowed: {', '.join(sorted(flat))})")
+        return flat[cfg.optimized_metric]
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Unit tests of the NumPy R-STDP network: equations, bounds, learning, contract, no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snnexp.errors import UserError
+from snnexp.models.rstdp import RSTDPLearner
+from snnexp.models.rstdp_dynamics import (
+    LIFParams,
+    STDPParams,
+    eligibility_step,
+    lif_init,
+    lif_step,
+    lif_wta_step,
+    reward_update,
+    trace_step,
+)
+from snnexp.models.rstdp_hidden import HiddenParams, HiddenRun, competitive_update
+from snnexp.models.rstdp_readout import ReadoutParams, train_readout
+
+
+def rate_encoder(seed: int = 0):
+    """Seeded NumPy Bernoulli rate encoder ``images [B,C,H,W] -> spikes [T,B,C,H,W]``."""
+    rng = np.random.default_rng(seed)
+    return lambda x, steps: (rng.random((steps, *np.shape(x))) < np.asarray(x)).astype(np.float32)
+
+
+def side_blobs(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """8x8 two-class task: a bright 3x3 blob in the left (class 0) or right (class 1) half."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((2 * n_per_class, 1, 8, 8)).astype(np.float32) * 0.1
+    labels = np.repeat(np.arange(2), n_per_class)
+    for i, label in enumerate(labels):
+        row, col = rng.integers(0, 6), rng.integers(0, 2) + 4 * label
+        images[i, 0, row:row + 3, col:col + 3] = 0.9
+    return images, labels
+
+
+def test_lif_golden_trajectory_spike_reset_and_refractory_steps():
+    p = LIFParams()  # v_rest -65, v_th -58, tau 10, t_ref 5, dt 1
+    state = lif_init((1,), p)
+    trace_v, spikes = [], []
+    for _ in range(10):
+        s, state = lif_step(np.array([3.0], np.float32), state, p)
+        trace_v.append(float(state.v[0]))
+        spikes.append(float(s[0]))
+    decay = np.exp(-0.1)
+    v2 = -65.0 + 3.0 * decay + 3.0
+    v3 = -65.0 + (v2 + 65.0) * decay + 3.0  # -56.83 >= -58: spike, reset
+    assert trace_v[:2] == pytest.approx([-62.0, v2], abs=1e-4)
+    assert v3 > -58.0 and trace_v[2] == -65.0
+    assert spikes == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert trace_v[3:8] == [-65.0] * 5  # five refractory steps ignore the input
+    assert trace_v[8] == pytest.approx(-62.0, abs=1e-4)  # integrates again on step 9
+
+
+def test_lif_adaptive_threshold_rises_with_each_spike_and_blocks_the_next():
+    p = LIFParams(t_ref=0.0, theta_plus=5.0)
+    state = lif_init((1,), p)
+    s, state = lif_step(np.array([8.0], np.float32), state, p)
+    assert s[0] == 1.0 and float(state.theta[0]) == pytest.approx(5.0)
+    s, state = lif_step(np.array([8.0], np.float32), state, p)
+    assert s[0] == 0.0  # -57 is above v_th but below v_th + theta = -53
+
+
+def test_wta_lets_only_the_strongest_spike_and_silences_its_group():
+    p = LIFParams()
+    state = lif_init((2, 3), p)
+    current = np.array([[8.0, 9.0, 7.5], [1.0, 1.0, 1.0]], np.float32)
+    s, state = lif_wta_step(current, state, p)
+    assert s.tolist() == [[0, 1, 0], [0, 0, 0]]
+    assert state.v[0].tolist() == [-65.0] * 3 and state.refrac[0].tolist() == [5, 5, 5]
+    assert state.v[1].tolist() == pytest.approx([-64.0] * 3)
+    s, _ = lif_wta_step(current, state, p)
+    assert s[0].sum() == 0.0  # the whole group is inhibited for the refractory period
+
+
+def test_trace_decays_exponentially_after_a_spike():
+    x = trace_step(np.zeros(1, np.float32), np.ones(1, np.float32), tau=20.0)
+    for _ in range(10):
+        x = trace_step(x, np.zeros(1, np.float32), tau=20.0)
+    assert float(x[0]) == pytest.approx(np.exp(-10 / 20.0), rel=1e-5)
+
+
+def _eligibility_after(pre_time: int, post_time: int, steps: int = 10) -> float:
+    p = STDPParams()
+    x, y = np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
+    e = np.zeros((1, 1, 1), np.float32)
+    for t in range(steps):
+        s_pre = np.full((1, 1), float(t == pre_time), np.float32)
+        s_post = np.full((1, 1), float(t == post_time), np.float32)
+        x, y = trace_step(x, s_pre, p.tau_plus), trace_step(y, s_post, p.tau_minus)
+        e = eligibility_step(e, x, y, s_pre, s_post, p)
+    return float(e[0, 0, 0])
+
+
+def test_eligibility_is_positive_for_pre_before_post_and_negative_for_post_before_pre():
+    p = STDPParams()
+    causal, acausal = _eligibility_after(2, 5), _eligibility_after(5, 2)
+    expected = np.exp(-3 / p.tau_plus) * np.exp(-4 / p.tau_e)  # pair 3 ms apart, read at t=9
+    assert causal == pytest.approx(p.a_plus * expected, rel=1e-5)
+    assert acausal == pytest.approx(-p.a_minus * expected, rel=1e-5)
+
+
+def test_reward_sign_flips_the_weight_change():
+    p = STDPParams(eta=0.1)
+    w = np.full((3, 2), 0.5, np.float32)
+    e = np.array([[[1.0, 0.0], [0.0, -1.0], [0.5, 0.0]]], np.float32)
+    up = reward_update(w, e, np.array([1.0]), 0.0, p) - w
+    down = reward_update(w, e, np.array([-1.0]), 0.0, p) - w
+    assert up[0, 0] == pytest.approx(0.1) and up[1, 1] == pytest.approx(-0.1)
+    np.testing.assert_allclose(down, -up, atol=1e-7)
+    baseline = reward_update(w, e, np.array([1.0]), 0.75, p) - w
+    np.testing.assert_allclose(baseline, 0.25 * up, atol=1e-7)
+
+
+def test_weights_stay_within_bounds_under_large_updates():
+    p = STDPParams(eta=100.0, w_min=0.1, w_max=0.9)
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.1, 0.9, (20, 5)).astype(np.float32)
+    e = rng.normal(size=(4, 20, 5)).astype(np.float32)
+    w = reward_update(w, e, np.array([1.0, -1.0, 1.0, -0.5]), 0.0, p)
+    assert w.min() == pytest.approx(0.1) and w.max() == pytest.approx(0.9)
+    u = rng.random((15, 6, 20)).astype(np.float32)
+    w, _, _ = train_readout(u, np.arange(6) % 3, 3, rng, LIFParams(), p, ReadoutParams(epochs=3))
+    assert w.min() >= 0.1 and w.max() <= 0.9
+
+
+def test_competitive_stdp_moves_the_winning_filter_towards_its_input():
+    w = np.full((4, 2), 0.25, np.float32)
+    num = np.zeros((4, 2), np.float32)
+    num[:, 0] = [3.0, 1.0, 0.0, 0.0]
+    run = HiddenRun(None, None, num, np.array([4.0, 0.0], np.float32), None)
+    w_new, theta = competitive_update(w, np.zeros(2, np.float32), run, HiddenParams(lr=0.5))
+    np.testing.assert_allclose(w_new[:, 0], [0.5, 0.25, 0.125, 0.125], atol=1e-6)
+    np.testing.assert_allclose(w_new[:, 1], 0.25)  # a filter that never fired keeps its weights
+    assert theta[0] > 0 > theta[1]  # homeostasis: the busy filter is made harder to fire
+
+
+def test_rstdp_learns_a_two_class_task_far_above_its_untrained_accuracy():
+    images, labels = side_blobs(20, seed=1)
+    support, support_y = images[::2], labels[::2]
+    query, query_y = images[1::2], labels[1::2]
+    common = dict(kernel=3, filters=8, pool=3, num_steps=15, hidden_mode="random")
+    accs = {}
+    for epochs in (0, 20):
+        learner = RSTDPLearner(rate_encoder(3), (1, 8, 8), seed=5, epochs=epochs, **common)
+        accs[epochs] = float((learner.predict(support, support_y, query).argmax(1)
+                              == query_y).mean())
+    assert accs[0] <= 0.7
+    assert accs[20] >= 0.9
+
+
+def test_meta_train_step_reports_curves_and_learns_hidden_filters():
+    images, labels = side_blobs(10, seed=2)
+
+    class Episode:
+        support_x, support_y = images[::2], labels[::2]
+        query_x, query_y = images[1::2], labels[1::2]
+
+    learner = RSTDPLearner(rate_encoder(0), (1, 8, 8), seed=0, num_steps=10, epochs=5)
+    before = learner.w_hidden.copy()
+    metrics = learner.meta_train_step(Episode)
+    assert {"acc", "reward_rate"} <= set(metrics)
+    assert all(isinstance(v, float) for v in metrics.values())
+    assert 0.0 <= metrics["acc"] <= 1.0 and 0.0 <= metrics["reward_rate"] <= 1.0
+    assert np.abs(learner.w_hidden - before).max() > 1e-3
+    np.testing.assert_allclose(learner.w_hidden.sum(axis=0), 1.0, rtol=1e-5)
+    stats = learner.spike_stats()
+    assert stats["hidden/spikes"] > 0 and stats["total/synops"] > stats["input/synops"] > 0
+    learner.reset_spike_stats()
+    assert learner.spike_stats()["total/spikes"] == 0.0
+
+
+def test_state_dict_round_trip_reproduces_predictions_exactly():
+    images, labels = side_blobs(6, seed=3)
+    threshold = lambda x, steps: np.repeat((np.asarray(x) > 0.5)[None], steps, 0).astype(float)
+    a = RSTDPLearner(threshold, (1, 8, 8), seed=4, num_steps=10, epochs=3)
+    state = a.state_dict()
+    first = a.predict(images[::2], labels[::2], images[1::2])
+    b = RSTDPLearner(threshold, (1, 8, 8), seed=99, num_steps=10, epochs=3)
+    b.load_state_dict({**state, "w_hidden": state["w_hidden"].tolist()})
+    np.testing.assert_array_equal(b.predict(images[::2], labels[::2], images[1::2]), first)
+    assert first.shape == (6, 2)
+
+
+def test_summaries_give_images_in_unit_range_and_histograms():
+    images, labels = side_blobs(4, seed=4)
+    learner = RSTDPLearner(rate_encoder(1), (1, 8, 8), seed=0, num_steps=12, epochs=2)
+    out = learner.summaries(images, labels)
+    raster, fields = out["images"]["raster"], out["images"]["receptive_fields"]
+    assert raster.ndim == 2 and raster.shape[1] == 12 and fields.ndim == 2
+    for image in (raster, fields):
+        assert image.dtype == np.float32 and image.min() >= 0.0 and image.max() <= 1.0
+    assert set(out["histograms"]) == {"w_hidden", "theta", "w_readout"}
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("num_steps", 0, "model.num_steps=0: must be an integer >= 1"),
+    ("hidden_mode", "magic", "model.hidden_mode='magic': must be one of stdp, random"),
+    ("kernel", 9, "model.kernel=9: must be <= the image side 8"),
+    ("tau_m", -1.0, "model.tau_m=-1.0: must be > 0"),
+    ("colour", 1, "model.colour=1: unknown key"),
+])
+def test_bad_config_values_raise_user_error_naming_the_key(key, value, words):
+    with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        RSTDPLearner(rate_encoder(), (1, 8, 8), seed=0, **{key: value})
+
+
+def test_module_imports_no_torch():
+    code = "import sys, snnexp.models.rstdp; assert 'torch' not in sys.modules, 'torch'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_closed_form_readout_eligibility_equals_stepping_the_rule():
+    from snnexp.models.rstdp_readout import run_output
+
+    rng = np.random.default_rng(7)
+    u = (rng.random((25, 3, 6)) < 0.4).astype(np.float32)
+    w = rng.uniform(0.3, 0.9, (6, 4)).astype(np.float32)
+    lif, p = LIFParams(), STDPParams()
+    run = run_output(u, w, np.zeros(4, np.float32), 4.0, lif, p, learn=True)
+    state, x, y = lif_init((3, 4), lif), np.zeros((3, 6), np.float32), np.zeros((3, 4), np.float32)
+    e = np.zeros((3, 6, 4), np.float32)
+    for t in range(25):
+        s, state = lif_wta_step(u[t] @ (4.0 * w), state, lif)
+        x, y = trace_step(x, u[t], p.tau_plus), trace_step(y, s, p.tau_minus)
+        e = eligibility_step(e, x, y, u[t], s, p)
+    assert run.counts.sum() > 3 and np.abs(e).max() > 0.1
+    np.testing.assert_allclose(run.elig, e, rtol=1e-4, atol=1e-5)
