@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -24,9 +24,9 @@ class PoolConfig:
     """Fields shared by every ``dataset`` option (see ``snnexp.data.pool.ClassPool``)."""
 
     _target_: str = MISSING
-    train_classes: Optional[list[int]] = None
-    test_classes: Optional[list[int]] = None
-    val_classes: Optional[list[int]] = None
+    train_classes: list[int] | None = None
+    test_classes: list[int] | None = None
+    val_classes: list[int] | None = None
     val_fraction: float = 0.2
     split: str = "classes"
     test_fraction: float = 0.5
@@ -86,8 +86,8 @@ class TrainConfig:
     test_episodes: int = 600
     test_from: str = "best"
     device: str = "auto"
-    threads: Optional[int] = None
-    resume: Optional[str] = None
+    threads: int | None = None
+    resume: str | None = None
     optimized_metric: str = "val/acc_best"
     paths: PathsConfig = field(default_factory=PathsConfig)
     # group nodes: each option carries its own schema (model, dataset) or is a plain
@@ -103,14 +103,14 @@ class TrainConfig:
 class EvalConfig:
     task_name: str = "eval"
     ckpt_path: str = MISSING
-    dataset: Optional[str] = None
-    way: Optional[int] = None
-    shot: Optional[int] = None
-    query: Optional[int] = None
+    dataset: str | None = None
+    way: int | None = None
+    shot: int | None = None
+    query: int | None = None
     test_episodes: int = 600
     seed: int = 0
     device: str = "auto"
-    threads: Optional[int] = None
+    threads: int | None = None
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 

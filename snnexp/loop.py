@@ -7,6 +7,7 @@ SIGTERM stops it after the current episode with ``last.pt`` written (``Interrupt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -45,10 +46,9 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            # ValueError: not the main thread (e.g. a launcher's worker thread)
+            with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. a launcher's worker thread)
-                pass
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

@@ -46,7 +46,7 @@ def load_idx(name: str, root: str, download: bool = False, **pool_args: Any) -> 
         raise UserError(f"dataset={name.lower()}: no IDX files in {raw} (expected "
                         f"{IDX_PARTS['test'][0]} and {IDX_PARTS['test'][1]}, or the train pair); "
                         f"set paths.data_dir=<folder holding {name}/raw> or dataset.download=true")
-    images, labels = zip(*(_read_idx_pair(raw, *IDX_PARTS[p]) for p in parts))
+    images, labels = zip(*(_read_idx_pair(raw, *IDX_PARTS[p]) for p in parts), strict=False)
     x = torch.cat(images).unsqueeze(1).float().div_(255.0)
     return ClassPool(x, torch.cat(labels).long(), name=name, **pool_args)
 

@@ -97,7 +97,7 @@ class SpikingConvNet(nn.Module):
         if self.neuron == "relu":
             return self._forward_ann(x if static else x.mean(0))
         h, self.activity = x, []
-        for i, (op, norm, lif) in enumerate(zip(self.ops, self.norms, self.lifs)):
+        for i, (op, norm, lif) in enumerate(zip(self.ops, self.norms, self.lifs, strict=False)):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
@@ -141,7 +141,7 @@ class SpikingConvNet(nn.Module):
 
     def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        for i, (op, norm) in enumerate(zip(self.ops, self.norms)):
+        for i, (op, norm) in enumerate(zip(self.ops, self.norms, strict=False)):
             pre = norm(op(h))
             last = i == len(self.ops) - 1
             h = pre if last and self.readout == "membrane" else torch.relu(pre)
