@@ -51,6 +51,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                                cfg.seed, "test")
     make_val(), make_test()  # validate episode shapes against the splits before training
     learner = builders.build_learner(cfg, pool.image_shape, device)
+    if not learner.uses_optimizer and cfg.get("optimizer") is not None:
+        log.info("optimizer ignored: model=%s learns by its own plasticity rule", learner.name)
     logger = builders.instantiate(cfg.logger) if cfg.get("logger") else None
     trainer = MetaTrainer(learner, train_sampler, make_val, episodes=cfg.train_episodes,
                           val_every=cfg.val_every, val_episodes=cfg.val_episodes, device=device,
@@ -121,12 +123,14 @@ def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, An
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """``{"test": {"acc": x}}`` -> ``{"test/acc": x}`` for the scalar leaves (``split/name``)."""
+    """``{"test": {"acc": x, "ci95": y}}`` -> ``{"test/acc": x, "test/acc_ci95": y}`` for the
+    scalar leaves (``split/name``; ``ci95_pixel`` -> ``acc_pixel_ci95``)."""
     flat = {}
     for split in ("train", "val", "test", "spikes"):
         for key, value in metrics.get(split, {}).items():
             if isinstance(value, (int, float)):
-                flat[f"{split}/{key}"] = float(value)
+                name = key.replace("ci95", "acc") + "_ci95" if key.startswith("ci95") else key
+                flat[f"{split}/{name}"] = float(value)
     return flat
 
 
