@@ -7,6 +7,7 @@ things identically.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from snnexp.models.base import Learner
 log = logging.getLogger(__name__)
 
 # independent seed streams: episodes of one phase never depend on another phase or the model
-STREAMS = {"train": 0, "val": 1, "test": 2}
+STREAMS = {"train": 0, "val": 1, "test": 2, "noise": 3}
 
 
 def phase_seed(seed: int, phase: str) -> int:
@@ -39,15 +40,50 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_torch(threads: int | None) -> None:
-    """Set torch's CPU threads, and flush denormal floats to zero.
+def configure_torch(threads: int | None) -> int:
+    """Set torch's CPU threads, and flush denormal floats to zero; return the thread count.
+
+    ``threads=null`` keeps torch's default (all cores) for a single run or a sequential sweep;
+    in a parallel sweep each job gets its share so that jobs do not oversubscribe the cores:
+    ``hydra/launcher=joblib`` -> ``cores // n_jobs`` (at least 1); ``submitit_*`` ->
+    ``hydra.launcher.cpus_per_task``, else 1 (jobs run side by side). ``cores`` counts the
+    CPUs this process may run on (``os.sched_getaffinity``, which respects SLURM's allocation).
 
     LIF membranes decay geometrically towards 0 on blank pixels and reach denormal floats,
     which are about 10x slower on x86 CPUs; flushing them changes no spike.
     """
     torch.set_flush_denormal(True)
+    threads = threads or launcher_threads()
     if threads:
         torch.set_num_threads(int(threads))
+    log.info("torch threads: %d", torch.get_num_threads())
+    return torch.get_num_threads()
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def launcher_threads() -> int | None:
+    """Threads per job of the running Hydra sweep's launcher; ``None`` outside parallel sweeps."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        from joblib import effective_n_jobs
+
+        n_jobs = effective_n_jobs(launcher.get("n_jobs") or -1)
+        return max(1, available_cores() // max(1, n_jobs))
+    if "submitit" in target:
+        return int(launcher.get("cpus_per_task") or 1)
+    return None
 
 
 def build_pool(dataset_cfg: DictConfig) -> ClassPool:

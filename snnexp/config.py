@@ -101,17 +101,20 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    """``python -m snnexp.eval``: ``null`` keeps the checkpoint's training value."""
+
     task_name: str = "eval"
     ckpt_path: str = MISSING
-    dataset: str | None = None
     way: int | None = None
     shot: int | None = None
     query: int | None = None
-    test_episodes: int = 600
-    seed: int = 0
-    device: str = "auto"
+    test_episodes: int | None = None
+    seed: int | None = None
+    device: str | None = None
     threads: int | None = None
     paths: PathsConfig = field(default_factory=PathsConfig)
+    dataset: Any = None  # a `dataset` option (another dataset than the training one), or null
+    noise: Any = None  # a `noise` option (gaussian, salt_pepper), or null
 
 
 def register_configs() -> None:
@@ -154,7 +157,12 @@ def unique_dir(path: str) -> str:
 
 
 def sanitize_dirname(name: str) -> str:
-    """A readable directory name from Hydra's ``override_dirname`` (``model=rstdp,shot=1``)."""
+    """A readable directory name from Hydra's ``override_dirname`` (``model=rstdp,shot=1``).
+
+    Long decimals (Optuna's samples) are shortened to 4 significant digits
+    (``optimizer.lr=0.0022881136684755237`` -> ``optimizer.lr=0.002288``).
+    """
+    name = re.sub(r"(?<![\w.])\d+\.\d{5,}(e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
     return re.sub(r"[^A-Za-z0-9=.,_+-]", "_", name)[:200] or "default"
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from snnexp.data.pool import ClassPool
+from snnexp.data.preprocess import ImageFormat, to_unit_range
 from snnexp.errors import UserError
 
 IDX_NAMES = ("MNIST", "FashionMNIST", "KMNIST")
@@ -25,9 +26,10 @@ def load_digits(**pool_args: Any) -> ClassPool:
     from sklearn.datasets import load_digits as sklearn_digits
 
     data = sklearn_digits()
-    images = torch.from_numpy(data.images.astype(np.float32) / 16.0).unsqueeze(1)
+    image_format = ImageFormat(pixel_max=16.0)
+    images = to_unit_range(data.images.astype(np.float32), image_format)
     return ClassPool(images, torch.from_numpy(data.target.astype(np.int64)), name="digits",
-                     **pool_args)
+                     image_format=image_format, **pool_args)
 
 
 def load_idx(name: str, root: str, download: bool = False, **pool_args: Any) -> ClassPool:
@@ -47,8 +49,10 @@ def load_idx(name: str, root: str, download: bool = False, **pool_args: Any) -> 
                         f"{IDX_PARTS['test'][0]} and {IDX_PARTS['test'][1]}, or the train pair); "
                         f"set paths.data_dir=<folder holding {name}/raw> or dataset.download=true")
     images, labels = zip(*(_read_idx_pair(raw, *IDX_PARTS[p]) for p in parts), strict=False)
-    x = torch.cat(images).unsqueeze(1).float().div_(255.0)
-    return ClassPool(x, torch.cat(labels).long(), name=name, **pool_args)
+    image_format = ImageFormat(pixel_max=255.0)
+    x = to_unit_range(torch.cat(images), image_format)
+    return ClassPool(x, torch.cat(labels).long(), name=name, image_format=image_format,
+                     **pool_args)
 
 
 def _read_idx_pair(raw: Path, images_file: str, labels_file: str) -> tuple[torch.Tensor, ...]:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from snnexp.data.preprocess import ImageFormat
 from snnexp.errors import UserError
 
 
@@ -34,14 +35,18 @@ class ClassPool:
         rotations: add 90/180/270-degree rotations of the training classes as new classes
             (training split only; Snell et al. 2017).
         split_seed: seed of the image shuffles, independent of the run's seed.
+        image_format: how the loader scaled the raw pixels (``snnexp.data.preprocess``);
+            ``snnexp.api`` applies the same to a user's images. Default: 8-bit, not inverted.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *,
                  train_classes: list[int] | None = None, test_classes: list[int] | None = None,
                  val_classes: list[int] | None = None, val_fraction: float = 0.2,
                  split: str = "classes", test_fraction: float = 0.5, rotations: bool = False,
-                 split_seed: int = 0, name: str = "dataset") -> None:
+                 split_seed: int = 0, name: str = "dataset",
+                 image_format: ImageFormat | None = None) -> None:
         self.images, self.labels, self.name = images, labels, name
+        self.image_format = image_format or ImageFormat()
         self.classes = sorted(int(c) for c in torch.unique(labels))
         self.split_mode, self.rotations = split, rotations
         self.val_fraction, self.test_fraction = val_fraction, test_fraction

@@ -1,0 +1,97 @@
+"""Evaluate a trained checkpoint in new settings, into its own run directory.
+
+    python -m snnexp.eval ckpt_path=outputs/2026-01-01/12-00-00 way=3 shot=1
+    python -m snnexp.eval ckpt_path=P dataset=mnist paths.data_dir=../shared/data
+    python -m snnexp.eval -m ckpt_path=P noise=gaussian noise.std=0,0.1,0.2,0.4   # a noise curve
+
+Keys left ``null`` in ``conf/eval.yaml`` keep the checkpoint's training values, so a plain
+``ckpt_path=<run dir>`` reproduces the run's own test. The test is ``snnexp.train.run_test``
+(the same episodes, the same pixel and untrained controls); ``noise`` corrupts the support and
+query images of every test episode (``snnexp.noise``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from snnexp import builders
+from snnexp.api import checkpoint_config, resolve_checkpoint, restore_learner
+from snnexp.checkpoint import load_checkpoint, write_json
+from snnexp.config import check_config, register_configs
+from snnexp.errors import UserError
+from snnexp.noise import NoisySampler
+from snnexp.train import run_test
+
+log = logging.getLogger(__name__)
+register_configs()
+
+# eval keys that replace the checkpoint's training values when set
+OVERRIDABLE = ("way", "shot", "query", "test_episodes", "seed", "device", "threads")
+
+
+def eval_run_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:
+    """The training config with this evaluation's settings (dataset, shape, seed, paths)."""
+    run_cfg = trained.copy()
+    with open_dict(run_cfg):
+        for key in OVERRIDABLE:
+            if cfg.get(key) is not None:
+                run_cfg[key] = cfg[key]
+        if cfg.get("dataset") is not None:
+            run_cfg.dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+        run_cfg.paths = OmegaConf.to_container(cfg.paths, resolve=True)
+    return run_cfg
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` on ``test_episodes`` episodes; write and return ``metrics.json``."""
+    ckpt = resolve_checkpoint(cfg.ckpt_path)
+    state = load_checkpoint(ckpt)
+    trained = checkpoint_config(state, ckpt)
+    run_cfg = eval_run_config(cfg, trained)
+    check_config(run_cfg)
+    builders.configure_torch(run_cfg.threads)
+    device = builders.resolve_device(run_cfg.device)
+    pool = builders.build_pool(run_cfg.dataset)
+    learner = restore_learner(run_cfg, state, pool.image_shape, device)
+    sampler: Any = builders.build_sampler(pool.splits()["test"], run_cfg.way, run_cfg.shot,
+                                          run_cfg.query, run_cfg.seed, "test")
+    noise = None
+    if cfg.get("noise") is not None:
+        noise = hydra.utils.instantiate(cfg.noise, seed=builders.phase_seed(run_cfg.seed, "noise"))
+        sampler = NoisySampler(sampler, noise)
+    log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
+             learner.name, pool.name, run_cfg.way, run_cfg.shot,
+             noise.describe() if noise else None, device)
+    result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
+    metrics = {
+        "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
+        "encoder": run_cfg.encoder._target_.rsplit(".", 1)[-1], "seed": run_cfg.seed,
+        "way": run_cfg.way, "shot": run_cfg.shot, "query": run_cfg.query,
+        "noise": noise.describe() if noise else None, "status": "completed",
+        "trained": {"dataset": trained.dataset.get("name", trained.dataset._target_),
+                    "way": trained.train_way, "shot": trained.train_shot,
+                    "episodes": state.get("loop", {}).get("done")},
+        **result,
+    }
+    write_json(Path(run_cfg.paths.output_dir) / "metrics.json", metrics)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point (``snnexp-eval``): evaluate and return ``test/acc``."""
+    try:
+        return float(evaluate_checkpoint(cfg)["test"]["acc"])
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
