@@ -25,7 +25,7 @@ from snnexp.checkpoint import load_checkpoint, write_json
 from snnexp.config import check_config, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
-from snnexp.metrics import evaluate, mean_ci95, pixel_prototype_logits
+from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -57,7 +57,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = MetaTrainer(learner, train_sampler, make_val, episodes=cfg.train_episodes,
                           val_every=cfg.val_every, val_episodes=cfg.val_episodes, device=device,
                           run_dir=run_dir, logger=logger, progress=progress_enabled(is_multirun()),
-                          snapshot={"config": builders.config_to_dict(cfg)})
+                          snapshot={"config": builders.config_to_dict(cfg),
+                                    "data": {"image_shape": list(pool.image_shape),
+                                             "image_format": pool.image_format.to_dict()}})
     if resume_state is not None:
         learner.load_state_dict(resume_state["learner"])
         trainer.restore(resume_state)
@@ -90,8 +92,9 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
         torch.manual_seed(cfg.seed)
         untrained = builders.build_learner(cfg, input_shape, device)
     learner.reset_spike_stats()
-    predictors = {"acc": learner.predict, "acc_pixel": pixel_prototype_logits,
-                  "acc_untrained": untrained.predict}
+    predictors = {"acc": learner.predict_episodes,
+                  "acc_pixel": per_episode(pixel_prototype_logits),
+                  "acc_untrained": untrained.predict_episodes}
     start = time.perf_counter()
     accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)), device)
     wall = time.perf_counter() - start
