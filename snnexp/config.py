@@ -44,6 +44,29 @@ class IdxConfig(PoolConfig):
 
 
 @dataclass
+class OmniglotConfig(PoolConfig):
+    """``dataset=omniglot`` (see ``snnexp.data.omniglot.load_omniglot``): split by alphabet."""
+
+    root: str = MISSING
+    image_size: int = 28
+    test_alphabets: list[str] | None = None
+    val_alphabets: list[str] | None = None
+    invert: bool = True
+    cache_dir: str | None = None
+
+
+@dataclass
+class FolderConfig(PoolConfig):
+    """``dataset=folder`` (see ``snnexp.data.folder.load_folder``): one subfolder per class."""
+
+    root: str = MISSING
+    image_size: int = 28
+    channels: int = 1
+    invert: bool = False
+    cache_dir: str | None = None
+
+
+@dataclass
 class ProtoNetConfig:
     """``model=protonet`` (see ``snnexp.models.protonet.ProtoNetLearner``)."""
 
@@ -125,6 +148,8 @@ def register_configs() -> None:
     cs.store(group="model", name="protonet_schema", node=ProtoNetConfig)
     cs.store(group="dataset", name="pool_schema", node=PoolConfig)
     cs.store(group="dataset", name="idx_schema", node=IdxConfig)
+    cs.store(group="dataset", name="omniglot_schema", node=OmniglotConfig)
+    cs.store(group="dataset", name="folder_schema", node=FolderConfig)
     resolvers = {"project_root": project_root, "unique_dir": unique_dir,
                  "sanitize": sanitize_dirname}
     for name, fn in resolvers.items():

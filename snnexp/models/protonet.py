@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from snnexp.energy import energy_figures
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
 from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
@@ -140,12 +141,16 @@ class ProtoNetLearner(Learner):
                 stats[name] = stats.get(name, 0.0) + value
 
     def spike_stats(self) -> dict[str, float]:
+        """Per-sample spikes, SynOps and MACs of the eval forwards since the last reset, with
+        the energy estimate of ``snnexp.energy`` (``energy/snn_pj`` vs ``energy/ann_pj``)."""
         n = max(self._samples, 1)
         stats = {key: value / n for key, value in self._totals.items()}
         for kind in ("spikes", "synops", "macs"):
             parts = [v for k, v in stats.items() if k.endswith(f"/{kind}")]
             if parts:
                 stats[f"total/{kind}"] = sum(parts)
+        if self._samples:
+            stats.update(energy_figures(stats, ann_macs=sum(self.net.macs)))
         return stats
 
     def reset_spike_stats(self) -> None:

@@ -1,0 +1,134 @@
+"""Omniglot (Lake et al. 2015) in torchvision's layout, split by alphabet.
+
+Layout read: ``<root>/omniglot-py/images_background/<alphabet>/<character>/<image>.png`` and,
+when present, ``<root>/omniglot-py/images_evaluation/...`` (torchvision's ``Omniglot``). Every
+character is one class (20 drawings each). Images are resized to ``image_size`` (28x28 as in
+Snell et al. 2017) and inverted (``x = 1 - pixel``: strokes are 1, background 0), so strokes
+drive the spiking input. ``rotations=True`` adds the 90/180/270-degree rotations of the training
+characters as new classes (training split only, see ``ClassPool``).
+
+Splits are alphabet-disjoint:
+
+- both folders: background alphabets train (and validate), evaluation alphabets test;
+- background folder alone: ``test_alphabets`` (required) test, the rest train;
+- ``val_alphabets``: validation alphabets, removed from training; when ``None``, validation uses
+  ``val_fraction`` of the training characters (drawn with ``split_seed``, class-disjoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snnexp.data.folder import image_size_pair, read_class_images
+from snnexp.data.pool import ClassPool
+from snnexp.data.preprocess import ImageFormat, to_unit_range
+from snnexp.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FOLDERS = ("images_background", "images_evaluation")
+
+
+def find_alphabets(root: str) -> dict[str, list[Path]]:
+    """``{folder: [alphabet dirs]}`` for the Omniglot folders present under ``<root>/omniglot-py``.
+
+    Raises:
+        UserError: no ``images_background`` folder (the message names the folder searched).
+    """
+    base = Path(root).expanduser() / "omniglot-py"
+    found = {f: sorted(p for p in (base / f).iterdir() if p.is_dir())
+             for f in FOLDERS if (base / f).is_dir()}
+    if FOLDERS[0] not in found or not found[FOLDERS[0]]:
+        raise UserError(f"dataset=omniglot: no alphabets in {base / FOLDERS[0]}; set "
+                        "paths.data_dir=<folder holding omniglot-py/images_background> "
+                        "(torchvision.datasets.Omniglot's layout)")
+    return found
+
+
+def alphabet_split(alphabets: dict[str, str], test_alphabets: list[str] | None,
+                   val_alphabets: list[str] | None) -> dict[str, list[str]]:
+    """Assign alphabets to ``train``/``val``/``test``.
+
+    Args:
+        alphabets: ``{alphabet: folder}`` of every alphabet found.
+        test_alphabets, val_alphabets: names, or ``None`` (test: the evaluation folder).
+    """
+    names = list(alphabets)
+    for key, chosen in (("test_alphabets", test_alphabets), ("val_alphabets", val_alphabets)):
+        unknown = [a for a in chosen or [] if a not in alphabets]
+        if unknown:
+            raise UserError(f"dataset.{key}={list(chosen)}: {unknown} not found "
+                            f"(available: {', '.join(names)})")
+    if test_alphabets is None:
+        test_alphabets = [a for a, f in alphabets.items() if f == FOLDERS[1]]
+        if not test_alphabets:
+            raise UserError("dataset.test_alphabets=null: only images_background is present, "
+                            "so name the test alphabets, e.g. dataset.test_alphabets="
+                            f"[{names[-1]}] (available: {', '.join(names)})")
+    val = list(val_alphabets or [])
+    overlap = sorted(set(val) & set(test_alphabets))
+    if overlap:
+        raise UserError(f"dataset.val_alphabets={val}: {overlap} also in dataset.test_alphabets")
+    train = [a for a in names if a not in set(test_alphabets) | set(val)]
+    if not train:
+        raise UserError(f"dataset.test_alphabets={list(test_alphabets)}, dataset.val_alphabets="
+                        f"{val}: no alphabet left for training")
+    return {"train": train, "val": val, "test": list(test_alphabets)}
+
+
+def load_omniglot(root: str, image_size: int | list[int] = 28,
+                  test_alphabets: list[str] | None = None,
+                  val_alphabets: list[str] | None = None, invert: bool = True,
+                  cache_dir: str | None = None, val_fraction: float = 0.2, split_seed: int = 0,
+                  train_classes: list[int] | None = None, test_classes: list[int] | None = None,
+                  val_classes: list[int] | None = None, **pool_args: Any) -> ClassPool:
+    """Omniglot as a ``ClassPool`` with alphabet-disjoint train/val/test classes.
+
+    Args:
+        root: the folder holding ``omniglot-py/`` (``paths.data_dir``).
+        image_size: ``H = W`` or ``[H, W]`` (28 in Snell et al.).
+        test_alphabets, val_alphabets: see the module docstring.
+        invert: strokes 1, background 0 (``True``) or the files' black on white.
+        cache_dir: where the decoded ``uint8`` tensor is kept (``None``: decode every run).
+        val_fraction: with ``val_alphabets=None``, the fraction of training characters that
+            validate. split_seed: seed of that draw.
+        train_classes, test_classes, val_classes: not used (the alphabets decide); must be unset.
+        pool_args: the other ``ClassPool`` options (``rotations``, ...).
+    """
+    for key, value in (("train_classes", train_classes), ("test_classes", test_classes),
+                       ("val_classes", val_classes)):
+        if value is not None:
+            raise UserError(f"dataset.{key}={list(value)}: omniglot splits by alphabet; use "
+                            "dataset.test_alphabets / dataset.val_alphabets instead")
+    if pool_args.get("split", "classes") != "classes":
+        raise UserError(f"dataset.split={pool_args['split']}: omniglot supports only classes "
+                        "(alphabet-disjoint splits)")
+    found = find_alphabets(root)
+    alphabets = {d.name: folder for folder, dirs in found.items() for d in dirs}
+    split = alphabet_split(alphabets, test_alphabets, val_alphabets)
+    alphabet_dirs = [d for dirs in found.values() for d in dirs]
+    char_dirs = [c for a in alphabet_dirs for c in sorted(p for p in a.iterdir() if p.is_dir())]
+    alphabet_of = np.array([c.parent.name for c in char_dirs])
+    images, labels = read_class_images(char_dirs, image_size_pair(image_size), 1, cache_dir)
+    image_format = ImageFormat(pixel_max=255.0, invert=invert)
+    x = to_unit_range(images, image_format)
+    ids = {part: np.flatnonzero(np.isin(alphabet_of, names)).tolist()
+           for part, names in split.items()}
+    if not split["val"]:
+        rng = np.random.default_rng(split_seed)
+        held = set(rng.choice(ids["train"], int(round(len(ids["train"]) * val_fraction)),
+                              replace=False).tolist())
+        ids["val"] = sorted(held)
+        ids["train"] = [c for c in ids["train"] if c not in held]
+    log.info("omniglot: %d characters, %d images | train %d chars (%s) | val %d | test %d (%s)",
+             len(char_dirs), len(labels), len(ids["train"]), ", ".join(split["train"]),
+             len(ids["val"]), len(ids["test"]), ", ".join(split["test"]))
+    pool = ClassPool(x, labels, train_classes=ids["train"], test_classes=ids["test"],
+                     val_classes=ids["val"], val_fraction=val_fraction, split_seed=split_seed,
+                     name="omniglot", image_format=image_format, **pool_args)
+    pool.alphabet_of = {i: str(a) for i, a in enumerate(alphabet_of)}  # class id -> alphabet
+    return pool
