@@ -2,7 +2,8 @@
 
 The network is processed layer by layer over all time steps at once: a block's synaptic
 operation (conv or linear) runs on the ``[T*B, ...]`` batch in one call, then its LIF neurons
-scan over time. This is exact for feed-forward SNNs (no layer feeds back) and turns ``T`` small
+scan over time (``snnexp.models.fused_lif.leaky_scan``: snnTorch's ``Leaky`` fused over all
+steps). This is exact for feed-forward SNNs (no layer feeds back) and turns ``T`` small
 convolutions into one large one. On a static input (``encoder=direct``) the first operation is
 computed once, not once per step.
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 import snntorch as snn
 import torch
 from torch import nn
+
+from snnexp.models.fused_lif import leaky_scan
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,9 @@ class SpikingConvNet(nn.Module):
                 and always for the ANN twin), else ``[T, B, C, H, W]``.
 
         Returns:
-            ``[B, D]`` embeddings. ``self.activity`` then holds, per layer, the spikes of its
-            neurons and the spikes it sends on (after pooling), summed over the batch.
+            ``[B, D]`` embeddings. In eval mode ``self.activity`` then holds, per layer, the
+            spikes of its neurons and the spikes it sends on (after pooling), summed over the
+            batch.
         """
         if self.neuron == "relu":
             return self._forward_ann(x if static else x.mean(0))
@@ -101,38 +105,25 @@ class SpikingConvNet(nn.Module):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
-            spikes, mems = self._scan(lif, cur, num_steps, first_static, keep_mem=last)
+            spikes, mems = leaky_scan(lif, cur, num_steps, first_static, keep_mem=last)
             out = self._pool(spikes, i)
-            self.activity.append((spikes.detach().sum(), out.detach().sum()))
+            if not self.training:  # spike counts for spike_stats(); skipped in training
+                self.activity.append((spikes.detach().sum(), out.detach().sum()))
             h = self._pool(mems, i) if last and self.readout == "membrane" else out
         return h.mean(0).flatten(1)
 
     @staticmethod
     def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:
-        """``[T, B, ...]`` input current; ``[B, ...]`` when the input is static."""
-        if static:
-            return norm(op(h))
-        steps, batch = h.shape[:2]
-        cur = norm(op(h.flatten(0, 1)))
-        return cur.unflatten(0, (steps, batch))
+        """``[T, B, ...]`` input current; ``[B, ...]`` when the input is static.
 
-    @staticmethod
-    def _scan(lif: nn.Module, cur: torch.Tensor, num_steps: int, static: bool,
-              keep_mem: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Run the LIF neurons over time; ``cur`` is ``[T, B, ...]``, or ``[B, ...]`` if static.
-
-        Returns spikes ``[T, B, ...]`` and, if ``keep_mem``, membranes ``[T, B, ...]``.
+        Conv currents are channels-last in memory (oneDNN's fast layout for conv and max-pool
+        on CPU); the shapes stay ``[..., C, H, W]``.
         """
-        mem = torch.zeros(cur.shape if static else cur.shape[1:], dtype=cur.dtype,
-                          device=cur.device)
-        spikes, mems = [], []
-        steps = [cur] * num_steps if static else cur.unbind(0)  # unbind: cheap backward
-        for cur_t in steps:
-            spk, mem = lif(cur_t, mem)
-            spikes.append(spk)
-            if keep_mem:
-                mems.append(mem)
-        return torch.stack(spikes), (torch.stack(mems) if keep_mem else None)
+        flat = h if static else h.flatten(0, 1)
+        cur = norm(op(flat))
+        if cur.dim() == 4:
+            cur = cur.contiguous(memory_format=torch.channels_last)
+        return cur if static else cur.unflatten(0, h.shape[:2])
 
     def _pool(self, h: torch.Tensor, i: int) -> torch.Tensor:
         if not self.specs[i].pool:

@@ -1,0 +1,187 @@
+"""snnexp's benchmark: every figure measured side by side in one run, printed as one table.
+
+    python scripts/bench.py                 # all sections (< 15 min on 2 cores)
+    python scripts/bench.py rstdp memory    # only these sections
+    python scripts/bench.py --json          # the same figures as one JSON object
+
+Sections: ``protonet`` (meta-training episodes/s vs the notebook's computation), ``flops``
+(achieved GFLOP/s of that step vs a matmul's), ``t98`` (training time to 98% validation
+accuracy on ``experiment=seed_mnist``), ``test`` (test episodes/s), ``rstdp`` (R-STDP synapse
+updates/s vs a per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training).
+The measurement code is ``snnexp.bench``; the reference is ``snnexp.bench.notebook``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import torch
+
+from snnexp.bench import accuracy, memory, protonet, rstdp
+from snnexp.bench.protonet import Setting
+
+SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory")
+TARGETS = {"protonet_speedup": 3.0, "flop_fraction": 0.40, "time_to_98_speedup": 10.0,
+           "rstdp_speedup": 1000.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    protonet.process_settings(True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = args.sections or list(SECTIONS)
+    start = time.perf_counter()
+    res: dict = {"machine": machine(), "threads": torch.get_num_threads(),
+                 "load_before": os.getloadavg()[0]}
+    images, labels = protonet.mnist_images(args.data_dir)
+    if "protonet" in sections or "flops" in sections:
+        res.update(protonet.training_speed(seconds=args.seconds * 60, images=images,
+                                           labels=labels))
+    if "flops" in sections:
+        res.update(protonet.flop_fraction(res["snnexp_train_s_per_episode"]))
+    if "test" in sections:
+        res.update(protonet.test_speed(seconds=args.seconds * 20, images=images, labels=labels))
+    if "rstdp" in sections:
+        res.update(rstdp.measure_rstdp_speedup(seconds=args.seconds * 8))
+    if "memory" in sections:
+        res.update(memory.memory_table())
+    if "t98" in sections:
+        fast = Setting(num_steps=args.fast_steps, lr=args.fast_lr, way=args.fast_way)
+        t98 = accuracy.time_to_98(args.data_dir, fast, fast_cap_s=args.fast_cap,
+                                  notebook_cap_s=args.notebook_cap)
+        res["time_to_98_speedup"] = t98.pop("time_to_98_speedup")
+        res["time_to_98"] = t98
+    res["bench_wall_s"] = time.perf_counter() - start
+    res["load_after"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(res, default=float))
+    else:
+        print(table(res))
+    return 0
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("sections", nargs="*", choices=[*SECTIONS, []], metavar="SECTION",
+                   help=f"any of {', '.join(SECTIONS)} (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of both sides (default 1: on a shared machine OpenMP "
+                        "threads wait for each other; 0 = torch's default)")
+    p.add_argument("--seconds", type=float, default=1.0,
+                   help="scale of the timing windows (1.0: about 1 min for protonet)")
+    p.add_argument("--data-dir", default="../shared/data", help="folder holding MNIST/raw")
+    p.add_argument("--fast-steps", type=int, default=10, help="t98: snnexp's num_steps")
+    p.add_argument("--fast-lr", type=float, default=2e-3, help="t98: snnexp's learning rate")
+    p.add_argument("--fast-way", type=int, default=10, help="t98: snnexp's train_way")
+    p.add_argument("--fast-cap", type=float, default=200.0, help="t98: snnexp's cap (s)")
+    p.add_argument("--notebook-cap", type=float, default=240.0,
+                   help="t98: cap of the notebook-settings run (s); if it is hit first, the "
+                        "speedup printed is a lower bound")
+    return p.parse_args(argv)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if abs(x) >= 1e5:
+        return f"{x:.3g}{unit}"
+    return f"{x:,.3g}{unit}" if abs(x) < 100 else f"{x:,.0f}{unit}"
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """``(figure, snnexp, reference, ratio, target, met)`` for each measured figure."""
+    out = []
+
+    def add(name: str, ours: str, ref: str, key: str | None, ratio: float | None,
+            prefix: str = "") -> None:
+        target = TARGETS.get(key or "")
+        met = "-" if target is None or ratio is None or math.isnan(ratio) else \
+            ("yes" if ratio >= target else "NO")
+        tgt = "-" if target is None else (f">= {target:.0%}" if target < 1 else
+                                          f">= {target:g}x")
+        shown = "-" if ratio is None else (f"{ratio:.0%}" if key == "flop_fraction"
+                                           else f"{prefix}{ratio:,.3g}x")
+        out.append((name, ours, ref, shown, tgt, met))
+
+    if "protonet_speedup" in r:
+        add("1 train episodes/s (28x28 5w5s15q T=50)",
+            _fmt(1 / r["snnexp_train_s_per_episode"]),
+            _fmt(1 / r["ref_train_s_per_episode"]), "protonet_speedup", r["protonet_speedup"])
+        add("  vs notebook with snnexp's process settings", "",
+            _fmt(1 / r["ref_tuned_train_s_per_episode"]), None,
+            r["protonet_speedup_same_process_settings"])
+    if "flop_fraction" in r:
+        add(f"2 GFLOP/s of the train step ({r['train_gflop_per_episode']:.1f} GFLOP) / matmul",
+            _fmt(r["train_gflop_per_s"]), _fmt(r["matmul_gflop_per_s"]) + " (mm)",
+            "flop_fraction", r["flop_fraction"])
+    if "time_to_98" in r:
+        t = r["time_to_98"]
+        fast, nb = t["fast"], t["notebook"]
+        lower = t["time_to_98_speedup_is_lower_bound"]
+        add(f"3 train s to {t['target']:.0%} val acc (T={fast['num_steps']} lr={fast['lr']:g} "
+            f"way={fast['train_way']} vs notebook)",
+            _sec(fast), _sec(nb), "time_to_98_speedup", r["time_to_98_speedup"],
+            prefix=">= " if lower else "")
+    if "test_speedup" in r:
+        add("4 test episodes/s", _fmt(r["snnexp_test_episodes_per_s"]),
+            _fmt(r["ref_test_episodes_per_s"]), None, r["test_speedup"])
+    if "rstdp_speedup" in r:
+        add(f"5 R-STDP synapse updates/s ({r['rstdp_episodes_together']:.0f} episodes together)",
+            _fmt(r["vectorised_updates_per_s"]), _fmt(r["loop_updates_per_s"]) + " (loop)",
+            "rstdp_speedup", r["rstdp_speedup"])
+        add("  one episode at a time", _fmt(r["vectorised_one_episode_updates_per_s"]),
+            _fmt(r["loop_updates_per_s"]), None, r["rstdp_speedup_one_episode"])
+    if "peak_mb_20w5s_T50" in r:
+        add("6 peak MiB of a 20w5s15q T=50 train step", _fmt(r["peak_mb_20w5s_T50"]),
+            _fmt(r["peak_mb_20w5s_T50_notebook"]), None,
+            r["peak_mb_20w5s_T50_notebook"] / r["peak_mb_20w5s_T50"])
+        add("  MiB per train_way (T=50) | per time step (20w)",
+            f"{r['mb_per_train_way_T50']:.0f} | {r['mb_per_step_20w']:.1f}", "", None, None)
+    return out
+
+
+def _sec(run: dict) -> str:
+    mark = "" if run["reached"] else f" (cap; best {run['best_acc']:.1%})"
+    return f"{run['seconds']:.0f} s / {run['episodes']} ep{mark}"
+
+
+def table(r: dict) -> str:
+    head = ("figure", "snnexp", "reference", "ratio", "target", "met")
+    body = rows(r)
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    def line(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
+    out.append(f"\n{r['machine']}; torch threads {r['threads']}; load average "
+               f"{r['load_before']:.2f} -> {r['load_after']:.2f}; bench {r['bench_wall_s']:.0f} s")
+    if "time_to_98" in r:
+        t = r["time_to_98"]
+        out.append(f"t98: training seconds only (validation on {t['val_queries']} fixed queries "
+                   "excluded); a run that hits its cap makes the ratio a lower bound.")
+    if "protonet_speedup" in r:
+        out.append("reference = the notebook's computation (snnexp.bench.notebook) with "
+                   "PyTorch's default process settings, as the notebook ran.")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

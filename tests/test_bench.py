@@ -1,0 +1,153 @@
+"""The benchmark's measurement functions at tiny sizes, and its reference implementation."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from snnexp.bench import memory, protonet, rstdp
+from snnexp.bench.accuracy import time_to_accuracy
+from snnexp.bench.notebook import load_from, load_into, notebook_logits, notebook_train_step
+from snnexp.bench.protonet import Setting
+from snnexp.data.episodes import Episode
+
+TINY = Setting(way=3, shot=2, query=2, num_steps=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: OpenMP threads spin badly on a shared, oversubscribed machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    protonet.process_settings(True)
+BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+
+
+def _episode(s: Setting, seed: int = 0, scale: float = 3.0) -> Episode:
+    gen = torch.Generator().manual_seed(seed)
+    labels = lambda n: torch.arange(s.way).repeat_interleave(n)  # noqa: E731
+    return Episode(torch.rand(s.way * s.shot, 1, 28, 28, generator=gen) * scale, labels(s.shot),
+                   torch.rand(s.way * s.query, 1, 28, 28, generator=gen) * scale,
+                   labels(s.query), torch.arange(s.way))
+
+
+def _images(n_per_class: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(10 * n_per_class, 1, 28, 28, generator=gen), \
+        torch.arange(10).repeat_interleave(n_per_class)
+
+
+def test_reference_logits_are_the_rooted_snnexp_logits_for_the_same_weights():
+    learner = protonet.snnexp_learner(TINY)
+    ref, _ = protonet.notebook_twin(learner, TINY)
+    ep = _episode(TINY)
+    ours = learner.predict(ep.support_x, ep.support_y, ep.query_x)
+    with torch.no_grad():
+        theirs = notebook_logits(ref, ep.support_x, ep.support_y, ep.query_x, TINY.way)
+    assert ours.abs().max() > 0
+    assert torch.allclose(ours, -(theirs**2), rtol=1e-4, atol=1e-5)
+
+
+def test_reference_and_snnexp_embeddings_and_gradients_agree():
+    learner = protonet.snnexp_learner(TINY)
+    ref, _ = protonet.notebook_twin(learner, TINY)
+    x = _episode(TINY).support_x
+    learner.net.train()
+    ours = learner.net(x, TINY.num_steps, static=True)
+    theirs = ref(x)
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    ours.pow(2).sum().backward()
+    theirs.pow(2).sum().backward()
+    pairs = [(ref.conv1, learner.net.ops[0]), (ref.conv2, learner.net.ops[1]),
+             (ref.fc1, learner.net.ops[2][1])]
+    for a, b in pairs:
+        assert torch.allclose(a.weight.grad, b.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_weights_round_trip_between_reference_and_snnexp():
+    learner, other = protonet.snnexp_learner(TINY), protonet.snnexp_learner(TINY, seed=1)
+    ref, opt = protonet.notebook_twin(learner, TINY)
+    notebook_train_step(ref, opt, _episode(TINY))  # the reference's weights move away
+    load_from(other.net, ref)
+    back = load_into(protonet.notebook_twin(learner, TINY)[0], other.net)
+    for a, b in zip(ref.parameters(), back.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_and_test_speed_report_positive_ratios():
+    images, labels = _images()
+    train = protonet.training_speed(TINY, seconds=0.03, images=images, labels=labels)
+    assert train["protonet_speedup"] > 0
+    assert train["ref_train_s_per_episode"] > 0 and train["snnexp_train_s_per_episode"] > 0
+    test = protonet.test_speed(TINY, seconds=0.02, images=images, labels=labels)
+    assert test["test_speedup"] > 0 and test["snnexp_test_episodes_per_s"] > 0
+
+
+def test_flop_count_of_the_notebook_architecture():
+    learner = protonet.snnexp_learner(TINY)
+    macs = [24 * 24 * 16 * 25, 10 * 10 * 32 * 16 * 9, 800 * 64]
+    assert learner.net.macs == macs
+    batch, steps = 12, TINY.num_steps
+    assert protonet.train_flops(learner, batch) == 4 * batch * macs[0] + \
+        6 * steps * batch * (macs[1] + macs[2])
+    assert protonet.notebook_flops(learner, batch) > protonet.train_flops(learner, batch)
+    out = protonet.flop_fraction(1.0, TINY, matmul_seconds=0.01)
+    assert 0 < out["flop_fraction"] < 1 and out["matmul_gflop_per_s"] > 0
+
+
+def test_time_to_accuracy_stops_at_the_target_or_the_cap():
+    accs = iter([0.5, 0.9, 0.99, 1.0])
+    out = time_to_accuracy(lambda: None, lambda: next(accs), 0.95, cap_s=60, val_every=3)
+    assert out["reached"] and out["episodes"] == 9 and len(out["curve"]) == 3
+    capped = time_to_accuracy(lambda: None, lambda: 0.5, 0.95, cap_s=60, val_every=2,
+                              max_episodes=6)
+    assert not capped["reached"] and capped["episodes"] == 6 and capped["best_acc"] == 0.5
+
+
+def test_rstdp_measurement_and_loop_agree_on_sizes():
+    out = rstdp.measure_rstdp_speedup(seconds=0.05, episodes=2)
+    assert out["rstdp_speedup"] > 1 and out["loop_updates_per_s"] > 0
+    assert out["rstdp_episodes_together"] == 2
+    assert rstdp.updates_per_batch() == 25 * 288 * 5 * 31
+
+
+@pytest.mark.parametrize("impl", ["snnexp", "notebook"])
+def test_memory_of_a_tiny_step(impl):
+    out = memory.step_peak(2, 1, 1, 2, impl)
+    assert out["baseline_mb"] > 0 and out["peak_mb"] > 0
+
+
+@pytest.mark.slow
+def test_memory_of_a_tiny_step_in_a_fresh_process():
+    out = memory.measure(2, 1, 1, 2, "snnexp", timeout=120)
+    assert out["peak_mb"] >= out["baseline_mb"] > 0
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_script", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_table_prints_each_ratio_with_its_target():
+    bench = _bench_module()
+    res = {"machine": "cpu", "threads": 1, "load_before": 1.0, "load_after": 1.0,
+           "bench_wall_s": 1.0, "snnexp_train_s_per_episode": 0.5,
+           "ref_train_s_per_episode": 2.0, "ref_tuned_train_s_per_episode": 1.0,
+           "protonet_speedup": 4.0, "protonet_speedup_same_process_settings": 2.0,
+           "train_gflop_per_episode": 15.0, "train_gflop_per_s": 30.0,
+           "matmul_gflop_per_s": 100.0, "flop_fraction": 0.3}
+    text = bench.table(res)
+    assert ">= 3x" in text and "| yes" in text
+    assert ">= 40%" in text and "30%" in text and "| NO" in text
+    assert bench.parse(["rstdp", "--json"]).sections == ["rstdp"]
+    with pytest.raises(SystemExit):
+        bench.parse(["nonsense"])
+    assert math.isclose(bench.TARGETS["rstdp_speedup"], 1000)
