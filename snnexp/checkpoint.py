@@ -61,21 +61,27 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint saved by ``save_checkpoint``; ``UserError`` if missing or corrupt."""
+def load_checkpoint(path: str | Path, key: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint saved by ``save_checkpoint``; ``UserError`` if missing or corrupt.
+
+    ``path`` is a ``.pt`` file or a run directory (its ``checkpoints/last.pt``). ``key`` is the
+    config key the path came from (``resume``, ``ckpt_path``); error messages name it.
+    """
+    where = f"{key}={path}" if key else f"checkpoint {path}"
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt" if (path / "checkpoints").is_dir() else \
             path / "last.pt"
+        where = f"{where} ({path})"
     if not path.is_file():
-        raise UserError(f"checkpoint {path}: no such file (give a run directory or a .pt file)")
+        raise UserError(f"{where}: no such file (give a run directory or a .pt file)")
     if path.stat().st_size == 0:
-        raise UserError(f"checkpoint {path}: the file is empty")
+        raise UserError(f"{where}: the file is empty")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise UserError(f"checkpoint {path}: cannot be read ({err.__class__.__name__}); "
+        raise UserError(f"{where}: cannot be read ({err.__class__.__name__}); "
                         "the file is corrupt or not an snnexp checkpoint") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"checkpoint {path}: not an snnexp checkpoint (format {FORMAT})")
+        raise UserError(f"{where}: not an snnexp checkpoint (format {FORMAT})")
     return state

@@ -196,6 +196,17 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise UserError(f"{key}={value}: must be {allowed}")
 
 
+def _check_model(model: DictConfig) -> None:
+    """Values shared by the models, checked before any data is loaded or learner built."""
+    for key in ("num_steps", "embedding_dim"):
+        if key in model:
+            _require(model[key] >= 1, f"model.{key}", model[key], "an integer >= 1")
+    if "beta" in model:
+        _require(0 <= model.beta <= 1, "model.beta", model.beta, "a number in [0, 1]")
+    if "threshold" in model:
+        _require(model.threshold > 0, "model.threshold", model.threshold, "a number > 0")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Check the values of a composed training config; raise ``UserError`` on the first bad one."""
     for key in ("way", "shot", "query", "train_way", "train_shot", "train_query",
@@ -211,6 +222,7 @@ def check_config(cfg: DictConfig) -> None:
         for key in ("lr", "weight_decay", "momentum"):
             value = cfg.optimizer.get(key)
             _require(value is None or value >= 0, f"optimizer.{key}", value, "a number >= 0")
+    _check_model(cfg.model)
     ds = cfg.dataset
     _require(ds.split in ("classes", "images"), "dataset.split", ds.split,
              "one of classes, images")

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from snnexp.checkpoint import save_checkpoint
+from snnexp.checkpoint import atomic_write, save_checkpoint
 from snnexp.data.episodes import EpisodeSampler
 from snnexp.errors import UserError
 from snnexp.loggers import NullLogger
@@ -89,7 +89,8 @@ class MetaTrainer:
         return {**self.snapshot, "model": self.learner.name,
                 "learner": self.learner.state_dict(),
                 "loop": {"done": self.done, "wall_s": self.wall_s, "best": dict(self.best),
-                         "val_history": self.val_history, "last_train": self.last_train},
+                         "val_history": self.val_history, "last_train": self.last_train,
+                         "best_checkpoint": str((self.ckpt_dir / "best.pt").resolve())},
                 "train_sampler": self.train_sampler.state_dict(),
                 "torch_rng": torch.get_rng_state()}
 
@@ -101,6 +102,18 @@ class MetaTrainer:
         self.last_train = dict(loop["last_train"])
         self.train_sampler.load_state_dict(state["train_sampler"])
         torch.set_rng_state(state["torch_rng"])
+        self._adopt_best(loop.get("best_checkpoint"))
+
+    def _adopt_best(self, source: str | None) -> None:
+        """Copy the interrupted run's ``best.pt`` into this run dir (read-only on the source).
+
+        A run resumed into a new directory then tests the same best weights as an
+        uninterrupted run, even when no later validation improves on them.
+        """
+        target = self.ckpt_dir / "best.pt"
+        if source and Path(source).is_file() and not target.exists():
+            data = Path(source).read_bytes()
+            atomic_write(target, lambda f: f.write(data))
 
     def save(self, name: str) -> Path:
         path = self.ckpt_dir / f"{name}.pt"

@@ -1,0 +1,231 @@
+"""Issue 6, bad input: each row -> exit code != 0, no traceback, a message naming the key, no
+training started, and the run directories already in ``outputs/`` untouched.
+
+Every row runs the real command-line entry point, ``snnexp.train.main`` (the ``@hydra.main``
+function), run as ``python -m snnexp.train`` does (``runpy``, with the row as ``sys.argv``) in
+this process: the
+same Hydra composition, run dir, logging and exit codes as a shell, without a 3-second torch
+import per row. ``test_bad_input_from_a_shell`` runs a few rows as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF_DIR, REPO, TINY, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from snnexp.config import register_configs
+from snnexp.train import train
+
+FIX_BUILDERS = ("snnexp/builders.py: a UserError raised inside hydra.utils.instantiate "
+                "(load_idx, the learner) is wrapped in InstantiationException -> Hydra's "
+                "multi-line error, exit 1; unwrap it to the UserError")
+FIX_RESUME_OVERRIDES = ("snnexp/train.py config_for_resume: command-line overrides other "
+                        "than train_episodes/device/threads are silently ignored on resume; "
+                        "refuse ones that differ from the checkpoint's config")
+FIX_RESUME_LOAD = ("snnexp/train.py: learner.load_state_dict(resume_state['learner']) raises "
+                   "RuntimeError (size mismatch) with a traceback; turn it into a UserError")
+
+# id, arguments ({prev}: a finished run in outputs/, {tmp}: files made for the row),
+# strings the output must contain (the key, and the value where it is printed), xfail reason
+ROWS = [
+    ("way=0", ["way=0"], ["way=0"], None),
+    ("way=-1", ["way=-1"], ["way=-1"], None),
+    ("way_above_test_classes", ["way=6"], ["way=6"], None),
+    ("shot=0", ["shot=0"], ["shot=0"], None),
+    ("query=0", ["query=0"], ["query=0"], None),
+    ("shot+query_too_large", ["shot=30", "query=15"], ["shot+query", "30"], None),
+    ("unknown_model", ["model=nope"], ["model", "nope"], None),
+    ("unknown_dataset", ["dataset=nope"], ["dataset", "nope"], None),
+    ("unknown_optimizer", ["optimizer=nope"], ["optimizer", "nope"], None),
+    ("unknown_encoder", ["encoder=nope"], ["encoder", "nope"], None),
+    ("unknown_key", ["wya=5"], ["wya"], None),
+    ("test_episodes=0", ["test_episodes=0"], ["test_episodes=0"], None),
+    ("train_episodes=-5", ["train_episodes=-5"], ["train_episodes=-5"], None),
+    ("num_steps=0", ["model.num_steps=0"], ["model.num_steps=0"], None),
+    ("beta=1.5", ["model.beta=1.5"], ["model.beta=1.5"], None),
+    ("negative_lr", ["optimizer.lr=-0.001"], ["optimizer.lr=-0.001"], None),
+    ("non_numeric_seed", ["seed=abc"], ["seed", "abc"], None),
+    ("mnist_missing_data_dir", ["dataset=mnist", "paths.data_dir={tmp}/nowhere"],
+     ["paths.data_dir", "{tmp}/nowhere/MNIST/raw"], FIX_BUILDERS),
+    ("mnist_empty_data_dir", ["dataset=mnist", "paths.data_dir={tmp}/empty"],
+     ["paths.data_dir", "{tmp}/empty/MNIST/raw"], FIX_BUILDERS),
+    ("truncated_idx", ["dataset=mnist", "paths.data_dir={tmp}/truncated"],
+     ["truncated", "{tmp}/truncated/MNIST/raw/t10k-images-idx3-ubyte"], FIX_BUILDERS),
+    ("device=cuda_without_gpu", ["device=cuda"], ["device=cuda"], None),
+    ("resume_missing", ["resume={tmp}/nothing.pt"], ["{tmp}/nothing.pt"], None),
+    ("resume_empty_checkpoint", ["resume={tmp}/empty.pt"], ["{tmp}/empty.pt", "empty"], None),
+    ("resume_corrupt_checkpoint", ["resume={tmp}/corrupt.pt"], ["{tmp}/corrupt.pt", "corrupt"],
+     None),
+    ("resume_other_model_type", ["resume={prev}", "model=rstdp"], ["model", "rstdp"],
+     FIX_RESUME_OVERRIDES),
+    ("resume_incompatible_override", ["resume={prev}", "way=3"], ["way"],
+     FIX_RESUME_OVERRIDES),
+    ("resume_weights_do_not_fit_config", ["resume={tmp}/misfit.pt"], ["resume", "misfit.pt"],
+     FIX_RESUME_LOAD),
+]
+# `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
+EVAL_ROWS = [
+    ("eval_ckpt_missing", ["ckpt_path={tmp}/nothing.pt"], ["{tmp}/nothing.pt"], None),
+    ("eval_ckpt_empty", ["ckpt_path={tmp}/empty.pt"], ["{tmp}/empty.pt", "empty"], None),
+    ("eval_ckpt_corrupt", ["ckpt_path={tmp}/corrupt.pt"], ["{tmp}/corrupt.pt", "corrupt"], None),
+    ("eval_ckpt_does_not_fit_its_config", ["ckpt_path={tmp}/misfit.pt"], ["misfit.pt"],
+     "snnexp/api.py: 'checkpoint weights do not fit a model ...' names neither ckpt_path nor "
+     "the file; prefix the message with f'ckpt_path={path}: '"),
+]
+ROWS.append(("folder_unreadable_image", ["dataset=folder", "dataset.root={tmp}/images",
+                                         "dataset.cache_dir=null", "way=2", "shot=1",
+                                         "query=1"],
+             ["{tmp}/images/b/broken.png"], FIX_BUILDERS))
+
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:'snnexp.train' found in sys.modules:RuntimeWarning")  # runpy re-runs the module
+
+# rows Hydra rejects while composing (its own message, exit 1); every other row is a UserError:
+# exit code 2 and exactly one ERROR log line
+COMPOSE_ERRORS = {"unknown_model", "unknown_dataset", "unknown_optimizer", "unknown_encoder",
+                  "unknown_key", "non_numeric_seed"}
+
+
+def run_dir_name(row_id: str) -> str:
+    return "new_" + "".join(c if c.isalnum() else "_" for c in row_id)  # no '=' in overrides
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict:
+    """A finished tiny run in ``outputs/prev`` and the bad files the rows point at."""
+    tmp = tmp_path_factory.mktemp("bad_input")
+    outputs, files = tmp / "outputs", tmp / "files"
+    prev = outputs / "prev"
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, f"paths.output_dir={prev}",
+                                          f"paths.log_dir={outputs}"])
+    GlobalHydra.instance().clear()
+    train(cfg)
+    make_bad_files(files, prev / "checkpoints" / "last.pt")
+    return {"outputs": outputs, "prev": prev, "files": files}
+
+
+def row_args(workspace: dict, row_id: str) -> list[str]:
+    args = next(args for rid, args, _, _ in ROWS + EVAL_ROWS if rid == row_id)
+    common = ["test_episodes=3", "threads=1"] if row_id.startswith("eval_") else TINY
+    return [*common, f"hydra.run.dir={workspace['outputs'] / run_dir_name(row_id)}",
+            *(a.format(prev=workspace["prev"], tmp=workspace["files"]) for a in args)]
+
+
+def run_main(args: list[str], capfd, monkeypatch, module: str = "train") -> tuple[int, str]:
+    """``python -m snnexp.<module> <args>`` in this process -> (exit code, stdout + stderr)."""
+    monkeypatch.setattr(sys, "argv", [str(REPO / "snnexp" / f"{module}.py"), *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    GlobalHydra.instance().clear()
+    try:
+        runpy.run_module(f"snnexp.{module}", run_name="__main__")  # = python -m snnexp.<module>
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    out = capfd.readouterr()
+    return code, out.out + out.err
+
+
+def check_row(workspace: dict, row_id: str, code: int, output: str, expected: list[str],
+              before: dict[str, str]) -> None:
+    assert code != 0, f"exit code 0:\n{output[-1500:]}"
+    assert "Traceback" not in output, output[-3000:]
+    for text in expected:
+        assert text.format(tmp=workspace["files"], prev=workspace["prev"]) in output, \
+            f"{text!r} not in:\n{output[-1500:]}"
+    if row_id in COMPOSE_ERRORS:
+        assert code == 1, output
+    else:
+        errors = [line for line in output.splitlines() if "ERROR" in line]
+        assert code == 2 and len(errors) == 1, f"not one UserError line (exit {code}):\n{output}"
+    new_run = workspace["outputs"] / run_dir_name(row_id)
+    assert not (new_run / "checkpoints").exists(), "training started before the error"
+    assert not (new_run / "metrics.json").exists()
+    assert tree_digest(workspace["prev"]) == before, "an existing run dir was modified"
+
+
+def make_bad_files(files: Path, good_ckpt: Path) -> None:
+    files.mkdir()
+    (files / "empty").mkdir()
+    (files / "empty.pt").write_bytes(b"")
+    (files / "corrupt.pt").write_bytes(good_ckpt.read_bytes()[:2000])
+    state = torch.load(good_ckpt, weights_only=True)
+    state["config"]["model"]["embedding_dim"] = 32  # the weights are for 64
+    torch.save(state, files / "misfit.pt")
+    raw = files / "truncated" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    header = bytes([0, 0, 8, 3]) + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (raw / "t10k-images-idx3-ubyte").write_bytes(header + bytes(28 * 28 * 40))  # 40 of 100
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + (100).to_bytes(4, "big")
+                                                 + bytes(range(10)) * 10)
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (files / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8), color=40 * i).save(files / "images" / label / f"{i}.png")
+    (files / "images" / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+
+
+def row_params(rows: list) -> list:
+    return list(_row_params(rows))
+
+
+def _row_params(rows: list):
+    for row_id, _, expected, xfail in rows:
+        marks = [pytest.mark.xfail(reason=xfail, strict=True)] if xfail else []
+        if row_id.startswith("device=cuda"):
+            marks.append(pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"))
+        yield pytest.param(row_id, expected, id=row_id, marks=marks)
+
+
+@pytest.mark.parametrize("row_id, expected", row_params(ROWS))
+def test_bad_input_fails_cleanly_before_training(workspace, row_id, expected, capfd,
+                                                 monkeypatch):
+    before = tree_digest(workspace["prev"])
+    code, output = run_main(row_args(workspace, row_id), capfd, monkeypatch)
+    check_row(workspace, row_id, code, output, expected, before)
+
+
+@pytest.mark.parametrize("row_id, expected", row_params(EVAL_ROWS))
+def test_bad_checkpoint_for_eval_fails_cleanly(workspace, row_id, expected, capfd,
+                                               monkeypatch):
+    before = tree_digest(workspace["prev"])
+    code, output = run_main(row_args(workspace, row_id), capfd, monkeypatch, module="eval")
+    check_row(workspace, row_id, code, output, expected, before)
+
+
+SHELL_ROWS = ["way=0", "unknown_model"]
+
+
+@pytest.mark.parametrize("row_id", SHELL_ROWS)
+def test_bad_input_from_a_shell(workspace, row_id):
+    before = tree_digest(workspace["prev"])
+    result = run_cli(*row_args(workspace, row_id))
+    expected = next(exp for rid, _, exp, _ in ROWS if rid == row_id)
+    check_row(workspace, row_id, result.returncode, result.stdout + result.stderr,
+              expected, before)
+
+
+def test_rows_cover_every_config_group_with_an_unknown_option():
+    covered = {args[0].split("=")[0] for _, args, _, _ in ROWS if args[0].endswith("=nope")}
+    assert covered == {"model", "dataset", "optimizer", "encoder"}
+    assert all((CONF_DIR / group).is_dir() for group in covered)

@@ -1,0 +1,135 @@
+"""Every option of every config group composes and instantiates; typos fail at compose time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CONF_DIR
+from hydra.errors import ConfigCompositionException, HydraException
+from hydra.utils import get_method, instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from snnexp import builders
+from snnexp.config import check_config
+from snnexp.data.pool import ClassPool
+from snnexp.errors import UserError
+
+
+def options(group: str) -> list[str]:
+    """The option names of a config group (its YAML files)."""
+    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    assert names, f"conf/{group} has no options"
+    return names
+
+
+def test_default_config_composes_with_the_documented_defaults(compose_cfg):
+    cfg = compose_cfg()
+    assert (cfg.way, cfg.shot, cfg.query, cfg.seed, cfg.test_episodes) == (5, 5, 15, 0, 600)
+    assert (cfg.train_way, cfg.train_shot, cfg.train_query) == (5, 5, 15)
+    assert cfg.device == "auto" and cfg.optimized_metric == "val/acc_best"
+    assert cfg.model._target_.endswith("ProtoNetLearner")
+    assert cfg.dataset._target_.endswith("load_digits")
+    check_config(cfg)
+
+
+def test_train_shape_follows_the_test_shape_unless_set(compose_cfg):
+    cfg = compose_cfg("way=3", "shot=1")
+    assert (cfg.train_way, cfg.train_shot) == (3, 1)
+    cfg = compose_cfg("way=3", "train_way=7")
+    assert (cfg.way, cfg.train_way) == (3, 7)
+
+
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("encoder", options("encoder"))
+def test_every_model_and_encoder_instantiates_and_predicts(compose_cfg, model, encoder):
+    cfg = compose_cfg(f"model={model}", f"encoder={encoder}", "model.num_steps=2", "way=2",
+                      "shot=1")
+    check_config(cfg)
+    learner = builders.build_learner(cfg, (1, 8, 8), torch.device("cpu"))
+    assert learner.name == model
+    support_x, query_x = torch.rand(2, 1, 8, 8), torch.rand(3, 1, 8, 8)
+    logits = torch.as_tensor(learner.predict(support_x, torch.tensor([0, 1]), query_x))
+    assert logits.shape == (3, 2)
+
+
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+def test_every_optimizer_is_a_partial_the_learner_finishes(compose_cfg, optimizer):
+    cfg = compose_cfg(f"optimizer={optimizer}")
+    check_config(cfg)
+    learner = builders.build_learner(cfg, (1, 8, 8), torch.device("cpu"))
+    assert type(learner.optimizer).__name__.lower() == optimizer
+    assert learner.optimizer.defaults["lr"] == cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_every_logger_instantiates_and_writes_into_the_run_dir(compose_cfg, tmp_path, logger):
+    cfg = compose_cfg(f"logger={logger}", output_dir=tmp_path / "run")
+    log = instantiate(cfg.logger)
+    log.log_scalars({"train/loss": 1.0}, 1)
+    log.close()
+    written = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert bool(written) == (logger == "tensorboard")
+
+
+@pytest.mark.parametrize("dataset", options("dataset"))
+def test_every_dataset_composes_with_a_callable_target(compose_cfg, tmp_path, dataset):
+    cfg = compose_cfg(f"dataset={dataset}", f"++dataset.root={tmp_path}")
+    check_config(cfg)
+    assert callable(get_method(cfg.dataset._target_))
+    OmegaConf.to_container(cfg.dataset, resolve=True)
+
+
+def test_digits_dataset_instantiates_a_class_disjoint_pool(compose_cfg):
+    pool = builders.build_pool(compose_cfg().dataset)
+    assert isinstance(pool, ClassPool) and pool.image_shape == (1, 8, 8)
+    splits = pool.splits()
+    train, test = set(splits["train"].labels.tolist()), set(splits["test"].labels.tolist())
+    assert train == {0, 1, 2, 3, 4} and test == {5, 6, 7, 8, 9}
+
+
+@pytest.mark.parametrize("dataset", ["mnist"])
+def test_idx_dataset_instantiates_from_the_shared_data(compose_cfg, shared_data, dataset):
+    pool = builders.build_pool(compose_cfg(f"dataset={dataset}",
+                                           f"paths.data_dir={shared_data}").dataset)
+    assert pool.image_shape == (1, 28, 28) and len(pool.labels) == 10_000
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_preset_composes(compose_cfg, shared_data, experiment):
+    cfg = compose_cfg(f"experiment={experiment}", f"paths.data_dir={shared_data}")
+    check_config(cfg)
+
+
+@pytest.mark.parametrize("override", [
+    "way=abc",            # wrong type
+    "seed=1.5",           # wrong type
+    "train_episodes=many",
+    "wya=5",              # unknown key (typo)
+    "model.num_step=5",   # unknown key inside a schema'd group
+    "dataset.train_class=[0]",
+    "model=nope",         # unknown option
+    "dataset=nope",
+    "optimizer=nope",
+    "encoder=nope",
+    "logger=nope",
+])
+def test_typos_and_wrong_types_fail_at_compose_time(compose_cfg, override):
+    with pytest.raises((ConfigCompositionException, HydraException, OmegaConfBaseException)):
+        compose_cfg(override)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("way=0", "way"), ("shot=-1", "shot"), ("query=0", "query"), ("test_episodes=0",
+                                                                   "test_episodes"),
+    ("train_episodes=-5", "train_episodes"), ("val_every=0", "val_every"),
+    ("optimizer.lr=-0.1", "optimizer.lr"), ("device=gpu", "device"), ("test_from=mid",
+                                                                        "test_from"),
+    ("model.num_steps=0", "model.num_steps"), ("model.beta=1.5", "model.beta"),
+    ("model.beta=-0.1", "model.beta"), ("dataset.split=random", "dataset.split"),
+    ("dataset.val_fraction=1.0", "dataset.val_fraction"), ("threads=0", "threads"),
+])
+def test_check_config_names_the_bad_key(compose_cfg, override, key):
+    cfg = compose_cfg(override)
+    with pytest.raises(UserError, match=rf"^{key}="):
+        check_config(cfg)

@@ -1,0 +1,162 @@
+"""Spiking Prototypical Network: prototype math, gradients, input sizes, ANN twin, readouts."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from snntorch import surrogate
+
+from snnexp.encoding import DirectEncoder, RateEncoder
+from snnexp.errors import UserError
+from snnexp.models.protonet import ProtoNetLearner, prototype_logits, prototypes
+
+
+def make_learner(input_shape=(1, 8, 8), encoder=None, **kwargs) -> ProtoNetLearner:
+    torch.manual_seed(0)
+    kwargs.setdefault("num_steps", 4)
+    kwargs.setdefault("spike_grad", surrogate.fast_sigmoid(slope=5))
+    return ProtoNetLearner(encoder or DirectEncoder(), input_shape,
+                           optimizer=functools.partial(torch.optim.Adam, lr=1e-3), **kwargs)
+
+
+def episode_batch(way=3, shot=2, query=2, shape=(1, 8, 8), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    support_x = torch.rand(way * shot, *shape, generator=g)
+    query_x = torch.rand(way * query, *shape, generator=g)
+    support_y = torch.arange(way).repeat_interleave(shot)
+    query_y = torch.arange(way).repeat_interleave(query)
+    return support_x, support_y, query_x, query_y
+
+
+def test_prototypes_are_class_means_by_hand():
+    emb = torch.tensor([[0.0, 0.0], [2.0, 4.0], [1.0, 1.0], [3.0, -1.0], [5.0, 5.0]])
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    expected = torch.tensor([[1.0, 2.0], [2.0, 0.0], [5.0, 5.0]])
+    assert torch.allclose(prototypes(emb, labels, 3), expected)
+
+
+def test_logits_are_negative_squared_euclidean_distances_by_hand():
+    support = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 5.0]])
+    support_y = torch.tensor([0, 0, 1, 1])  # prototypes (1, 0) and (0, 4)
+    query = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
+    expected = torch.tensor([[-0.0, -17.0], [-1.0, -16.0], [-20.0, -9.0]])
+    logits = prototype_logits(support, support_y, query, way=2)
+    assert logits.shape == (3, 2)
+    assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_predict_scores_queries_against_prototypes_of_one_batched_forward():
+    learner = make_learner()
+    support_x, support_y, query_x, _ = episode_batch()
+    calls = []
+    learner.net.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    logits = learner.predict(support_x, support_y, query_x)
+    assert calls == [len(support_x) + len(query_x)], "support and query in one forward"
+    with torch.no_grad():
+        emb = learner.embed(torch.cat([support_x, query_x]))
+    protos = torch.stack([emb[:6][support_y == k].mean(0) for k in range(3)])
+    by_hand = -((emb[6:, None, :] - protos[None]) ** 2).sum(-1)
+    assert logits.shape == (6, 3)
+    assert torch.allclose(logits, by_hand, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_encoding_computes_the_first_convolution_once_per_forward():
+    learner = make_learner(num_steps=6)
+    shapes = []
+    learner.net.ops[0].register_forward_hook(lambda mod, args, out: shapes.append(args[0].shape))
+    learner.predict(*episode_batch()[:3])
+    assert shapes == [torch.Size([12, 1, 8, 8])]  # B images, not T*B
+
+
+@pytest.mark.parametrize("encoder", [DirectEncoder(), RateEncoder()], ids=["direct", "rate"])
+@pytest.mark.parametrize("readout", ["membrane", "spikes"])
+@pytest.mark.parametrize("neuron", ["lif", "relu"])
+def test_gradients_reach_every_layer(encoder, readout, neuron):
+    learner = make_learner(encoder=encoder, readout=readout, neuron=neuron, threshold=0.5)
+    support_x, support_y, query_x, query_y = episode_batch()
+    learner.net.train()
+    logits = learner._episode_logits(support_x, support_y, query_x)
+    torch.nn.functional.cross_entropy(logits, query_y).backward()
+    for name, param in learner.net.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, f"{name}: no gradient"
+            assert param.grad.abs().sum() > 0, f"{name}: zero gradient"
+
+
+def test_meta_train_step_updates_every_layer_and_reports_loss_and_acc():
+    learner = make_learner()
+    support_x, support_y, query_x, query_y = episode_batch()
+    before = {k: v.clone() for k, v in learner.net.state_dict().items()}
+    from snnexp.data.episodes import Episode
+
+    stats = learner.meta_train_step(Episode(support_x, support_y, query_x, query_y,
+                                            torch.arange(3)))
+    assert set(stats) >= {"loss", "acc"} and stats["loss"] > 0 and 0 <= stats["acc"] <= 1
+    for key, value in learner.net.state_dict().items():
+        if value.is_floating_point() and key.endswith(("weight", "bias")):
+            assert not torch.equal(value, before[key]), f"{key} did not change"
+
+
+@pytest.mark.parametrize("side", [8, 28])
+@pytest.mark.parametrize("neuron", ["lif", "relu"])
+def test_any_input_size_gives_embedding_dim_features(side, neuron):
+    learner = make_learner((1, side, side), neuron=neuron, embedding_dim=16, num_steps=2)
+    with torch.no_grad():
+        emb = learner.embed(torch.rand(5, 1, side, side))
+    assert emb.shape == (5, 16)
+    logits = learner.predict(*episode_batch(shape=(1, side, side))[:3])
+    assert logits.shape == (6, 3) and torch.isfinite(logits).all()
+
+
+def test_valid_padding_on_too_small_images_is_a_user_error():
+    make_learner((1, 28, 28), padding="valid")  # the notebook's layers on MNIST
+    with pytest.raises(UserError, match=r"model\.padding"):
+        make_learner((1, 8, 8), padding="valid")
+
+
+def test_relu_twin_has_no_time_steps():
+    images = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        a = make_learner(neuron="relu", num_steps=2).embed(images)
+        b = make_learner(neuron="relu", num_steps=7).embed(images)
+    assert torch.allclose(a, b)
+    lif2 = make_learner(neuron="lif", num_steps=2)
+    lif7 = make_learner(neuron="lif", num_steps=7)
+    with torch.no_grad():
+        assert not torch.allclose(lif2.embed(images), lif7.embed(images))
+
+
+def test_spike_readout_is_a_firing_rate_and_membrane_readout_is_analog():
+    images = torch.rand(6, 1, 8, 8)
+    steps = 5
+    spikes = make_learner(readout="spikes", num_steps=steps, threshold=0.05)
+    membrane = make_learner(readout="membrane", num_steps=steps, threshold=0.05)
+    spikes.net.eval(), membrane.net.eval()
+    with torch.no_grad():
+        rate, mem = spikes.embed(images), membrane.embed(images)
+    assert rate.min() >= 0 and rate.max() <= 1
+    assert torch.allclose(rate * steps, (rate * steps).round(), atol=1e-5)  # k / T
+    assert rate.sum() > 0
+    assert not torch.allclose(mem * steps, (mem * steps).round(), atol=1e-3)
+
+
+def test_state_dict_round_trip_restores_predictions():
+    a, b = make_learner(), make_learner()
+    torch.manual_seed(1)
+    b.net.apply(lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else None)
+    batch = episode_batch()[:3]
+    assert not torch.allclose(a.predict(*batch), b.predict(*batch))
+    b.load_state_dict(a.state_dict())
+    assert torch.allclose(a.predict(*batch), b.predict(*batch))
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"num_steps": 0}, "num_steps"), ({"beta": 1.5}, "beta"), ({"threshold": 0.0}, "threshold"),
+    ({"readout": "voltage"}, "readout"), ({"neuron": "tanh"}, "neuron"),
+    ({"backbone": "resnet"}, "backbone"),
+])
+def test_bad_model_arguments_are_user_errors(kwargs, key):
+    with pytest.raises(UserError, match=rf"^model\.{key}="):
+        make_learner(**kwargs)

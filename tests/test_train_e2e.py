@@ -1,0 +1,83 @@
+"""End to end: ``train(cfg)`` through Hydra's compose API, and the CLI once, into ``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY, run_cli
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from snnexp.checkpoint import load_checkpoint
+from snnexp.train import train
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    tags: set[str] = set()
+    for events in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    return tags
+
+
+def check_metrics(metrics: dict, test_episodes: int, way: int, shot: int,
+                  spread: bool = True) -> None:
+    test = metrics["test"]
+    assert 0 <= test["acc"] <= 1 and test["episodes"] == test_episodes
+    assert test["ci95"] > 0 or not spread
+    for control in ("acc_pixel", "acc_untrained"):
+        assert 0 <= test[control] <= 1
+    assert (metrics["way"], metrics["shot"]) == (way, shot)
+    assert metrics["status"] == "completed" and metrics["train"]["episodes"] >= 0
+    assert {"model", "dataset", "seed", "query", "val", "spikes"} <= set(metrics)
+
+
+def check_run_dir(run_dir: Path, tensorboard: bool) -> dict:
+    for name in ("best.pt", "last.pt"):
+        state = load_checkpoint(run_dir / "checkpoints" / name)
+        assert state["model"] == "protonet" and "learner" in state
+    if tensorboard:
+        assert {"train/loss", "train/acc", "val/acc", "test/acc", "test/acc_ci95"} <= \
+            scalar_tags(run_dir)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_train_writes_checkpoints_tensorboard_and_metrics(compose_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = compose_cfg(*TINY, "logger=tensorboard", "way=3", "shot=1", "test_episodes=4",
+                      "model.num_steps=5", output_dir=run_dir)
+    metrics, objects = train(cfg)
+    on_disk = check_run_dir(run_dir, tensorboard=True)
+    check_metrics(on_disk, test_episodes=4, way=3, shot=1)
+    assert on_disk["test"]["acc"] == pytest.approx(metrics["test"]["acc"])
+    assert on_disk["train"]["episodes"] == 2 and objects["learner"].name == "protonet"
+
+
+def test_train_on_rotated_many_way_episodes_and_spike_readout(compose_cfg, tmp_path):
+    cfg = compose_cfg(*TINY, "train_way=8", "way=2", "shot=2", "dataset.rotations=true",
+                      "model.readout=spikes", "encoder=rate", "test_from=last")
+    metrics, _ = train(cfg)
+    check_metrics(metrics, test_episodes=3, way=2, shot=2, spread=False)
+    assert metrics["train_way"] == 8 and math.isfinite(metrics["train"]["loss"])
+
+
+def test_zero_training_episodes_tests_the_untrained_model(compose_cfg):
+    metrics, _ = train(compose_cfg(*TINY, "train_episodes=0"))
+    assert metrics["train"]["episodes"] == 0
+    assert metrics["test"]["acc"] == pytest.approx(metrics["test"]["acc_untrained"])
+
+
+def test_cli_run_dir_holds_config_checkpoints_events_and_metrics(tmp_path):
+    run_dir = tmp_path / "cli"
+    result = run_cli("train_episodes=3", "test_episodes=5", "val_every=2", "val_episodes=2",
+                     "model.num_steps=5", "threads=1", "way=3", "shot=1",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert (saved["way"], saved["shot"], saved["train_episodes"]) == (3, 1, 3)
+    assert (run_dir / "train.log").read_text().count("test/acc") == 1
+    check_metrics(check_run_dir(run_dir, tensorboard=True), test_episodes=5, way=3, shot=1)
