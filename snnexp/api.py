@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from snnexp import builders
-from snnexp.checkpoint import load_checkpoint
+from snnexp.checkpoint import load_checkpoint, load_learner_state
 from snnexp.data.preprocess import ImageFormat, prepare_images
 from snnexp.errors import UserError
 
@@ -62,16 +62,10 @@ def data_format(state: dict[str, Any], cfg: DictConfig) -> tuple[tuple[int, ...]
 
 
 def restore_learner(cfg: DictConfig, state: dict[str, Any], image_shape: tuple[int, ...],
-                    device: torch.device) -> Any:
+                    device: torch.device, source: str = "ckpt_path") -> Any:
     """Build the learner of ``cfg`` for ``image_shape`` and load the checkpoint's weights."""
     learner = builders.build_learner(cfg, image_shape, device)
-    try:
-        learner.load_state_dict(state["learner"])
-    except (RuntimeError, ValueError, KeyError) as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
-        first = next((ln for ln in lines if "mismatch" in ln or "Missing" in ln), lines[0])
-        raise UserError(f"checkpoint weights do not fit a model for images "
-                        f"{list(image_shape)} (C, H, W): {first}") from err
+    load_learner_state(learner, state, f"{source} (images {list(image_shape)} as C, H, W)")
     return learner
 
 
@@ -124,5 +118,5 @@ def load_learner(path: str | Path, device: str = "cpu") -> PretrainedLearner:
     cfg = checkpoint_config(state, ckpt)
     torch_device = builders.resolve_device(device)
     image_shape, image_format = data_format(state, cfg)
-    learner = restore_learner(cfg, state, image_shape, torch_device)
+    learner = restore_learner(cfg, state, image_shape, torch_device, f"load_learner({ckpt})")
     return PretrainedLearner(learner, cfg, image_shape, image_format, torch_device)

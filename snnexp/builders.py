@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from snnexp.data.episodes import EpisodeSampler
@@ -86,6 +88,23 @@ def launcher_threads() -> int | None:
     return None
 
 
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a ``UserError`` of the built object through.
+
+    Hydra wraps exceptions raised by a ``_target_`` in ``InstantiationException``; a user error
+    (missing data, bad value) must reach ``main()`` as its own one-line message.
+    """
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def build_pool(dataset_cfg: DictConfig) -> ClassPool:
     return instantiate(dataset_cfg)
 
@@ -107,9 +126,6 @@ def build_learner(cfg: DictConfig, input_shape: tuple[int, int, int],
             raise UserError(f"optimizer=null: model={learner_cls.name} needs one of "
                             "adam, adamw, sgd")
         optimizer = instantiate(cfg.optimizer)
-    elif cfg.get("optimizer") is not None:
-        log.info("optimizer ignored: model=%s learns by its own plasticity rule",
-                 learner_cls.name)
     return instantiate(cfg.model, encoder=encoder, optimizer=optimizer,
                        input_shape=list(input_shape), device=str(device), seed=int(cfg.seed))
 

@@ -85,3 +85,15 @@ def load_checkpoint(path: str | Path, key: str | None = None) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{where}: not an snnexp checkpoint (format {FORMAT})")
     return state
+
+
+def load_learner_state(learner: Any, state: dict[str, Any], source: str) -> None:
+    """Load a checkpoint's ``learner`` entry; ``UserError`` naming ``source`` (``key=path``)
+    when its weights do not fit the learner built from the config."""
+    try:
+        learner.load_state_dict(state["learner"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+        first = next((ln for ln in lines if "mismatch" in ln or "Missing" in ln), lines[0])
+        raise UserError(f"{source}: the checkpoint's weights do not fit this model "
+                        f"({first})") from err

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders
 from snnexp.api import checkpoint_config, resolve_checkpoint, restore_learner
 from snnexp.checkpoint import load_checkpoint, write_json
-from snnexp.config import check_config, register_configs
+from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.errors import UserError
 from snnexp.noise import NoisySampler
 from snnexp.train import run_test
@@ -58,12 +58,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     builders.configure_torch(run_cfg.threads)
     device = builders.resolve_device(run_cfg.device)
     pool = builders.build_pool(run_cfg.dataset)
-    learner = restore_learner(run_cfg, state, pool.image_shape, device)
+    learner = restore_learner(run_cfg, state, pool.image_shape, device, f"ckpt_path={ckpt}")
     sampler: Any = builders.build_sampler(pool.splits()["test"], run_cfg.way, run_cfg.shot,
                                           run_cfg.query, run_cfg.seed, "test")
     noise = None
     if cfg.get("noise") is not None:
-        noise = hydra.utils.instantiate(cfg.noise, seed=builders.phase_seed(run_cfg.seed, "noise"))
+        noise = builders.instantiate(cfg.noise, seed=builders.phase_seed(run_cfg.seed, "noise"))
         sampler = NoisySampler(sampler, noise)
     log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, run_cfg.way, run_cfg.shot,
@@ -83,7 +83,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (``snnexp-eval``): evaluate and return ``test/acc``."""
     try:

@@ -22,6 +22,9 @@ class NullLogger:
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         """Write ``{tag: array}`` as histograms."""
 
+    def log_embeddings(self, embeddings: dict[str, tuple[Any, Any]], step: int) -> None:
+        """Write ``{tag: (vectors [N, D], labels [N])}`` for TensorBoard's projector."""
+
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """Write the run's hyperparameters with its final metrics (HParams tab)."""
 
@@ -52,6 +55,12 @@ class TensorBoardLogger(NullLogger):
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         for tag, value in values.items():
             self.writer.add_histogram(tag, np.asarray(value, dtype=np.float32), step)
+
+    def log_embeddings(self, embeddings: dict[str, tuple[Any, Any]], step: int) -> None:
+        for tag, (vectors, labels) in embeddings.items():
+            self.writer.add_embedding(np.asarray(vectors, dtype=np.float32),
+                                      metadata=[int(label) for label in labels], tag=tag,
+                                      global_step=step)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """Hparams summary in this run's own event file, so the HParams tab links its scalars."""

@@ -21,8 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders
-from snnexp.checkpoint import load_checkpoint, write_json
-from snnexp.config import check_config, register_configs
+from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
+from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
 from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
@@ -61,7 +61,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                     "data": {"image_shape": list(pool.image_shape),
                                              "image_format": pool.image_format.to_dict()}})
     if resume_state is not None:
-        learner.load_state_dict(resume_state["learner"])
+        load_learner_state(learner, resume_state, f"resume={cfg.resume}")
         trainer.restore(resume_state)
         log.info("resumed from %s at episode %d", cfg.resume, trainer.done)
     if logger is not None:
@@ -153,25 +153,42 @@ def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) 
 
 
 def load_resume(cfg: DictConfig) -> dict[str, Any]:
-    return load_checkpoint(Path(cfg.resume).expanduser())
+    return load_checkpoint(Path(cfg.resume).expanduser(), key="resume")
+
+
+# keys that may change when a run is resumed; any other override must match the stored config
+RESUMABLE = ("train_episodes", "device", "threads", "resume", "paths.", "hydra.")
 
 
 def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
-    """The interrupted run's config, with this run's paths and ``train_episodes``."""
+    """The interrupted run's config, with this run's paths, device, threads, ``train_episodes``.
+
+    Any other key given on the command line must equal the stored value (``UserError``)."""
     stored = OmegaConf.create(state["config"])
+    given = overridden()
+    for key in sorted(given):
+        if key.startswith(RESUMABLE):
+            continue
+        old = OmegaConf.select(stored, key)
+        if old != OmegaConf.select(cfg, key):
+            was = f"{key}={old}" if not OmegaConf.is_config(old) else f"another {key}"
+            raise UserError(f"{key}={given[key]}: resume={cfg.resume} was trained with {was}; "
+                            "on resume only train_episodes, device, threads may change")
     with open_dict(stored):
         stored.paths = cfg.paths
         stored.resume = cfg.resume
-        stored.train_episodes = cfg.train_episodes if "train_episodes" in overridden() \
-            else stored.train_episodes
+        for key in ("train_episodes", "device", "threads"):
+            if key in given:
+                stored[key] = cfg[key]
     return stored
 
 
-def overridden() -> set[str]:
-    """Keys given on the command line (empty outside a Hydra app)."""
+def overridden() -> dict[str, str]:
+    """``{key: value}`` given on the command line (empty outside a Hydra app)."""
     if not HydraConfig.initialized():
-        return set()
-    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+        return {}
+    pairs = (o.lstrip("+~").split("=", 1) for o in HydraConfig.get().overrides.task)
+    return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
 
 
 def is_multirun() -> bool:
@@ -180,7 +197,7 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: run ``train`` and return the optimized metric."""
     try:
