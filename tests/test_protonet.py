@@ -160,3 +160,19 @@ def test_state_dict_round_trip_restores_predictions():
 def test_bad_model_arguments_are_user_errors(kwargs, key):
     with pytest.raises(UserError, match=rf"^model\.{key}="):
         make_learner(**kwargs)
+
+
+def test_summaries_give_rasters_membranes_weight_histograms_and_embeddings():
+    learner = make_learner(num_steps=6)
+    support_x, support_y, _, _ = episode_batch(way=3, shot=2)
+    out = learner.summaries(support_x, support_y)
+    rasters = [out["images"][f"raster/layer{i}"] for i in (1, 2, 3)]
+    for raster in rasters:
+        assert raster.shape[1] == 6 and set(raster.flatten().tolist()) <= {0.0, 1.0}
+    assert rasters[2].shape[0] == 64  # the embedding layer's neurons
+    membrane = out["images"]["membrane/last"]
+    assert membrane.shape == (64, 6) and membrane.min() == 0.0 and membrane.max() == 1.0
+    assert len(out["histograms"]) == len(list(learner.net.ops)) == 3
+    vectors, labels = out["embeddings"]["embeddings/support"]
+    assert vectors.shape == (6, 64) and labels.tolist() == support_y.tolist()
+    assert not learner.net.record and not learner.net.recorded  # nothing kept afterwards

@@ -109,6 +109,35 @@ class ProtoNetLearner(Learner):
                                     as_tensor(support_y, torch.int64),
                                     as_tensor(query_x, torch.float32))
 
+    @torch.no_grad()
+    def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
+        """TensorBoard pictures of one support sample's forward, the weights and embeddings.
+
+        ``raster/layer<i>``: spikes ``[neurons, T]`` of sample 0 (at most ``RASTER_NEURONS``
+        neurons per layer); ``membrane/last``: the last layer's membrane ``[neurons, T]``
+        scaled to [0, 1]; ``weights/layer<i>`` histograms; the support embeddings with their
+        labels for the projector.
+        """
+        self.net.eval()
+        images: dict[str, Any] = {}
+        self.net.record = self.net.neuron == "lif"
+        try:
+            embeddings = self.embed(support_x)
+        finally:
+            self.net.record = False
+        if self.net.recorded:
+            *spikes, membrane = self.net.recorded
+            self.net.recorded = []
+            for i, layer in enumerate(spikes):
+                images[f"raster/layer{i + 1}"] = _sample_rows(layer)
+            mem = _sample_rows(membrane)
+            images["membrane/last"] = (mem - mem.min()) / (mem.max() - mem.min()).clamp_min(1e-9)
+        weights = {f"weights/{name}": param.detach().cpu()
+                   for name, param in self.net.ops.named_parameters() if name.endswith("weight")}
+        return {"images": {k: v.cpu().numpy() for k, v in images.items()},
+                "histograms": weights,
+                "embeddings": {"embeddings/support": (embeddings.cpu(), support_y.cpu())}}
+
     def state_dict(self) -> dict[str, Any]:
         state = {"net": self.net.state_dict()}
         if self.optimizer is not None:
@@ -169,3 +198,11 @@ def _check_args(**args: Any) -> None:
         raise UserError(f"model.beta={args['beta']}: must be a number in [0, 1]")
     if not args["threshold"] > 0:
         raise UserError(f"model.threshold={args['threshold']}: must be a number > 0")
+
+
+RASTER_NEURONS = 256
+
+
+def _sample_rows(activity: torch.Tensor) -> torch.Tensor:
+    """``[T, B, ...]`` -> ``[neurons, T]`` of sample 0 (the first ``RASTER_NEURONS`` neurons)."""
+    return activity[:, 0].flatten(1)[:, :RASTER_NEURONS].T.float()

@@ -85,6 +85,8 @@ class SpikingConvNet(nn.Module):
                 raise ValueError(f"input {tuple(input_shape)} is too small for this backbone")
         self.embedding_dim = int(torch.tensor(shape).prod())
         self.activity: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.record = False  # when set, forward keeps every layer's spikes (and last membranes)
+        self.recorded: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor, num_steps: int, static: bool) -> torch.Tensor:
         """Embed a batch.
@@ -100,7 +102,7 @@ class SpikingConvNet(nn.Module):
         """
         if self.neuron == "relu":
             return self._forward_ann(x if static else x.mean(0))
-        h, self.activity = x, []
+        h, self.activity, self.recorded = x, [], []
         for i, (op, norm, lif) in enumerate(zip(self.ops, self.norms, self.lifs, strict=False)):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
@@ -109,6 +111,8 @@ class SpikingConvNet(nn.Module):
             out = self._pool(spikes, i)
             if not self.training:  # spike counts for spike_stats(); skipped in training
                 self.activity.append((spikes.detach().sum(), out.detach().sum()))
+            if self.record:  # [T, B, ...] per layer, then the last layer's membranes
+                self.recorded += [spikes.detach()] + ([mems.detach()] if last else [])
             h = self._pool(mems, i) if last and self.readout == "membrane" else out
         return h.mean(0).flatten(1)
 
