@@ -151,7 +151,7 @@ class MetaTrainer:
         """Accuracy on the fixed validation episodes; checkpoint best and last."""
         sampler = self.make_val_sampler()
         episodes = (sampler.sample() for _ in range(self.val_episodes))
-        acc, ci95 = mean_ci95(evaluate({"acc": self.learner.predict}, episodes,
+        acc, ci95 = mean_ci95(evaluate({"acc": self.learner.predict_episodes}, episodes,
                                        self.device)["acc"])
         self.val_history.append([self.done, acc, ci95])
         improved = acc > self.best["acc"]

@@ -40,18 +40,43 @@ def pixel_prototype_logits(support_x: torch.Tensor, support_y: torch.Tensor,
 
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]
+EpisodesPredictor = Callable[[list[Episode]], list[Any]]
 
 
-def evaluate(predictors: dict[str, Predictor], episodes: Iterable[Episode],
+def per_episode(predict: Predictor) -> EpisodesPredictor:
+    """Wrap a one-episode ``predict(support_x, support_y, query_x)`` as a list predictor."""
+    return lambda episodes: [predict(ep.support_x, ep.support_y, ep.query_x) for ep in episodes]
+
+
+def evaluate(predictors: dict[str, EpisodesPredictor], episodes: Iterable[Episode],
              device: torch.device | str = "cpu",
-             on_episode: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-    """Accuracy of each predictor on every episode (the same episodes for all)."""
+             on_episode: Callable[[int], None] | None = None,
+             group: int = 10) -> dict[str, list[float]]:
+    """Accuracy of each predictor on every episode (the same episodes for all).
+
+    Episodes are fed ``group`` at a time to each ``predictor(episodes) -> [logits]`` (e.g.
+    ``Learner.predict_episodes``, or ``per_episode(pixel_prototype_logits)``), so a learner may
+    process a group at once; ``on_episode(i)`` is called once per episode after its group.
+    """
     accs: dict[str, list[float]] = {name: [] for name in predictors}
-    for i, episode in enumerate(episodes):
-        ep = episode.to(device)
+    batch: list[Episode] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
         for name, predict in predictors.items():
-            accs[name].append(accuracy(predict(ep.support_x, ep.support_y, ep.query_x),
-                                       ep.query_y))
-        if on_episode is not None:
-            on_episode(i)
+            scores = predict(batch)
+            accs[name] += [accuracy(s, ep.query_y) for s, ep in zip(scores, batch, strict=True)]
+        for i in range(done, done + len(batch)):
+            if on_episode is not None:
+                on_episode(i)
+        done += len(batch)
+        batch.clear()
+
+    for episode in episodes:
+        batch.append(episode.to(device))
+        if len(batch) >= group:
+            flush()
+    if batch:
+        flush()
     return accs

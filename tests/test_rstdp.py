@@ -234,3 +234,160 @@ def test_closed_form_readout_eligibility_equals_stepping_the_rule():
         e = eligibility_step(e, x, y, u[t], s, p)
     assert run.counts.sum() > 3 and np.abs(e).max() > 0.1
     np.testing.assert_allclose(run.elig, e, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- fast paths equal the rule
+def _reference_hidden(spikes_in, w, theta, lif, hp):
+    """The hidden layer stepped with ``lif_wta_step`` on every neuron (the unoptimised rule)."""
+    from snnexp.models.rstdp_hidden import grid_shape, patches, pool_spikes
+
+    t_steps, b = spikes_in.shape[:2]
+    h, wd, g = grid_shape(spikes_in.shape[2:], hp)
+    state = lif_init((b, h, wd, w.shape[1]), lif, theta)
+    pooled, num = [], np.zeros(w.shape, np.float32)
+    trace = np.zeros(spikes_in.shape[1:], np.float32)
+    for t in range(t_steps):
+        spikes, state = lif_wta_step(patches(spikes_in[t], hp.kernel, hp.stride)
+                                     @ (hp.gain * w), state, lif)
+        trace = trace_step(trace, spikes_in[t], hp.tau_pre)
+        num += patches(trace, hp.kernel, hp.stride).reshape(-1, w.shape[0]).T \
+            @ spikes.reshape(-1, w.shape[1])
+        pooled.append(pool_spikes(spikes, hp.pool, g))
+    return np.stack(pooled), num
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fast_hidden_layer_spikes_exactly_as_stepping_lif_wta_step(stride):
+    from snnexp.models.rstdp_hidden import init_filters, simulate_hidden
+
+    rng = np.random.default_rng(stride)
+    images = rng.random((3, 2, 11, 11)).astype(np.float32)
+    spikes_in = (rng.random((12, *images.shape)) < images).astype(np.float32)
+    hp, lif = HiddenParams(kernel=3, stride=stride, filters=5, pool=2, gain=2.0), LIFParams()
+    w, theta = init_filters(rng, 2 * 9, 5), rng.normal(0, 0.5, 5).astype(np.float32)
+    pooled, num = _reference_hidden(spikes_in, w, theta, lif, hp)
+    learn = simulate_hidden(spikes_in, w, theta, lif, hp, learn=True)
+    infer = simulate_hidden(spikes_in, w, theta, lif, hp)
+    assert pooled.sum() > 20
+    np.testing.assert_array_equal(learn.pooled, pooled)
+    np.testing.assert_array_equal(infer.pooled, pooled)  # the cropped positions change nothing
+    np.testing.assert_allclose(learn.num, num, rtol=1e-5)
+
+
+class _Episode:
+    """Episode-like record of NumPy arrays (what ``predict_episodes`` reads)."""
+
+    def __init__(self, seed: int, shot: int = 3, query: int = 4) -> None:
+        images, labels = side_blobs(shot + query, seed)
+        order = np.r_[0:shot, shot + query:2 * shot + query]
+        rest = np.setdiff1d(np.arange(len(labels)), order)
+        self.support_x, self.support_y = images[order], labels[order]
+        self.query_x, self.query_y = images[rest], labels[rest]
+
+
+def test_predict_episodes_equals_one_predict_call_per_episode():
+    episodes = [_Episode(seed) for seed in range(5)]
+    common = dict(input_shape=(1, 8, 8), seed=3, num_steps=12, epochs=4, filters=6)
+    one = RSTDPLearner(rate_encoder(1), **common)
+    batched = RSTDPLearner(rate_encoder(1), **common)
+    expected = [one.predict(ep.support_x, ep.support_y, ep.query_x) for ep in episodes]
+    got = batched.predict_episodes(episodes)
+    assert len(got) == 5 and got[0].shape == (8, 2)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one.spike_stats() == pytest.approx(batched.spike_stats())
+    assert one.rng.bit_generator.state == batched.rng.bit_generator.state
+
+
+def test_evaluate_in_groups_gives_the_per_episode_accuracies():
+    import torch
+
+    from snnexp.data.episodes import Episode
+    from snnexp.metrics import evaluate
+
+    def episodes():
+        for seed in range(5):
+            ep = _Episode(seed)
+            yield Episode(*(torch.as_tensor(a) for a in (ep.support_x, ep.support_y, ep.query_x,
+                                                          ep.query_y, np.arange(2))))
+
+    accs = {}
+    for group in (1, 3):
+        learner = RSTDPLearner(rate_encoder(2), (1, 8, 8), seed=0, num_steps=10, epochs=3)
+        seen: list[int] = []
+        accs[group] = evaluate({"acc": learner.predict_episodes}, episodes(), group=group,
+                               on_episode=seen.append)["acc"]
+        assert seen == [0, 1, 2, 3, 4]
+    assert accs[1] == accs[3] and len(accs[3]) == 5
+
+
+def test_resume_from_a_saved_checkpoint_continues_exactly(tmp_path):
+    from snnexp.checkpoint import load_checkpoint, save_checkpoint
+
+    episodes = [_Episode(seed) for seed in range(4)]
+    threshold = lambda x, steps: np.repeat((np.asarray(x) > 0.5)[None], steps, 0).astype(float)
+    common = dict(input_shape=(1, 8, 8), num_steps=10, epochs=3, filters=6)
+    a = RSTDPLearner(threshold, seed=1, **common)
+    for ep in episodes[:2]:
+        a.meta_train_step(ep)
+    save_checkpoint(tmp_path / "last.pt", {"learner": a.state_dict()})
+    for ep in episodes[2:]:
+        a.meta_train_step(ep)
+    b, c = (RSTDPLearner(threshold, seed=99, **common) for _ in range(2))
+    state = load_checkpoint(tmp_path / "last.pt")["learner"]
+    b.load_state_dict(state)
+    c.load_state_dict({**state, "rng": np.random.default_rng(7).bit_generator.state})
+    for ep in episodes[2:]:
+        b.meta_train_step(ep)
+        c.meta_train_step(ep)
+    np.testing.assert_array_equal(b.w_hidden, a.w_hidden)
+    np.testing.assert_array_equal(b.theta, a.theta)
+    ep = episodes[0]
+    np.testing.assert_array_equal(b.predict(ep.support_x, ep.support_y, ep.query_x),
+                                  a.predict(ep.support_x, ep.support_y, ep.query_x))
+    assert b.steps == a.steps == 4
+    assert not np.array_equal(c.last_readout, a.last_readout)  # the learner's RNG matters
+
+
+# ------------------------------------------------------------------------- through train()
+def test_typo_under_model_fails_at_compose_time(compose_cfg):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg("model=rstdp", "model.readout_gian=2")
+
+
+def test_train_on_digits_writes_metrics_and_tensorboard_pictures(compose_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from snnexp.train import train
+
+    cfg = compose_cfg("model=rstdp", "encoder=rate", "train_episodes=2", "val_every=2",
+                      "val_episodes=2", "test_episodes=3", "model.num_steps=8",
+                      "model.epochs=2", "threads=1")
+    metrics, _ = train(cfg)
+    assert metrics["model"] == "rstdp" and metrics["test"]["episodes"] == 3
+    for key in ("acc", "acc_pixel", "acc_untrained"):
+        assert 0.0 <= metrics["test"][key] <= 1.0
+    assert metrics["spikes"]["hidden/spikes"] > 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"),
+                              size_guidance={"images": 0, "histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/acc", "train/reward_rate", "val/acc", "test/acc"} <= set(tags["scalars"])
+    assert {"raster", "receptive_fields"} <= set(tags["images"])
+    assert {"w_hidden", "w_readout", "theta"} <= set(tags["histograms"])
+
+
+def test_analog_encoder_input_is_rate_coded_into_binary_spikes():
+    class Analog:  # like encoding.DirectEncoder: the image at every step
+        spiking = False
+
+        def __call__(self, x, steps):
+            return np.repeat(np.asarray(x)[None], steps, 0)
+
+    learner = RSTDPLearner(Analog(), (1, 8, 8), seed=0, num_steps=400)
+    images = np.full((1, 1, 8, 8), 0.25, np.float32)
+    spikes = learner._encode(images)
+    assert set(np.unique(spikes)) == {0.0, 1.0}
+    assert spikes.mean() == pytest.approx(0.25, abs=0.01)

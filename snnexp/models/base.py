@@ -43,6 +43,15 @@ class Learner(ABC):
             ``[n_query, way]`` logits; the predicted class is the argmax.
         """
 
+    def predict_episodes(self, episodes: list[Episode]) -> list[Any]:
+        """``predict`` of each episode, in order: one ``[n_query, way]`` logits per episode.
+
+        A learner may override it to process several episodes at once; its results must
+        equal one ``predict`` call per episode in this order. The default loops over
+        ``predict``.
+        """
+        return [self.predict(ep.support_x, ep.support_y, ep.query_x) for ep in episodes]
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the learner (weights, optimizer state, own RNG)."""

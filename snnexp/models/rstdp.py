@@ -7,10 +7,15 @@ random with ``hidden_mode=random``) -> sum-pooled spike counts -> ``way`` output
 winner-take-all (``rstdp_readout``), re-initialised every episode and trained on the support set
 by reward-modulated STDP (MSTDPET, Florian 2007) for ``epochs`` passes. Queries are classified
 by output spike counts. Imports NumPy only (no torch).
+
+``predict_episodes`` runs the hidden layer episode by episode and trains the readouts of all
+the episodes together (``rstdp_readout.train_readouts``), with results equal to one
+``predict`` call per episode.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -27,8 +32,37 @@ from snnexp.models.rstdp_hidden import (
     init_filters,
     simulate_hidden,
 )
-from snnexp.models.rstdp_readout import ReadoutParams, logits, run_output, train_readout
+from snnexp.models.rstdp_readout import (
+    ReadoutParams,
+    draw_readout,
+    logits,
+    run_output,
+    train_readouts,
+)
 from snnexp.models.rstdp_views import activity_counts, raster_image, receptive_field_grid
+
+log = logging.getLogger(__name__)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy array of ``x`` (a torch tensor on any device, without importing torch)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def same_shape_runs(episodes: list[Any]) -> list[list[Any]]:
+    """Consecutive runs of episodes with the same support and query shapes (kept in order)."""
+    runs: list[list[Any]] = []
+    keys: list[tuple] = []
+    for ep in episodes:
+        key = (tuple(ep.support_x.shape), tuple(ep.query_x.shape), int(ep.support_y.max()))
+        if keys and keys[-1] == key:
+            runs[-1].append(ep)
+        else:
+            runs.append([ep])
+            keys.append(key)
+    return runs
 
 
 class RSTDPLearner(Learner):
@@ -57,6 +91,9 @@ class RSTDPLearner(Learner):
                                 cfg["punishment"], cfg["baseline_rate"], cfg["w_init"],
                                 cfg["w_noise"], cfg["normalize"], cfg["readout_theta_lr"])
         self.rng = np.random.default_rng(int(seed))
+        if not getattr(encoder, "spiking", True):
+            log.info("encoder %s gives analog input: model=rstdp rate-codes it into spikes "
+                     "(encoder=rate or latency choose the code)", type(encoder).__name__)
         n_in = self.input_shape[0] * self.hp.kernel ** 2
         self.w_hidden = init_filters(self.rng, n_in, self.hp.filters)
         self.theta = np.zeros(self.hp.filters, np.float32)
@@ -67,8 +104,12 @@ class RSTDPLearner(Learner):
 
     # ----------------------------------------------------------------------------- simulation
     def _encode(self, images: Any) -> np.ndarray:
-        """Images [B, C, H, W] -> float32 spikes [T, B, C, H, W] through the encoder."""
-        spikes = np.asarray(self.encoder(images, self.cfg["num_steps"]), dtype=np.float32)
+        """Images [B, C, H, W] -> float32 spikes [T, B, C, H, W] through the encoder; an analog
+        (non-spiking, e.g. ``encoder=direct``) input ``x`` becomes Bernoulli spikes
+        ``s ~ B(clip(x, 0, 1))`` drawn from the learner's own RNG (a rate code)."""
+        spikes = to_numpy(self.encoder(images, self.cfg["num_steps"])).astype(np.float32)
+        if not getattr(self.encoder, "spiking", True):
+            spikes = (self.rng.random(spikes.shape, dtype=np.float32) < spikes).astype(np.float32)
         if spikes.ndim != 5 or spikes.shape[2:] != self.input_shape:
             raise UserError(f"encoder output shape {spikes.shape}: expected [T, B, "
                             f"{', '.join(map(str, self.input_shape))}]")
@@ -79,25 +120,47 @@ class RSTDPLearner(Learner):
         run = simulate_hidden(spikes, self.w_hidden, self.theta, self.lif, self.hp, learn=learn)
         self._count("input", spikes.sum(axis=(0, 2, 3, 4)), len(run.counts))
         self._count("hidden", run.counts, len(run.counts))
+        self._count("pooled", run.pooled, len(run.counts))
         return run
+
+    def _episodes(self, tasks: list[tuple[Any, Any, Any]],
+                  learn: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+        """Query logits [n_query, way] of each ``(support_x, support_y, query_x)`` and the reward
+        rates [E] of the readouts' R-STDP training.
+
+        The hidden layer runs episode by episode (support, then query: the encoder's draws are
+        those of one-by-one calls); then the ``E`` readouts -- independent networks -- are
+        trained together on arrays with a leading episode axis, each with its own draws from
+        ``self.rng`` taken in episode order, so the result equals ``E`` single-episode calls.
+        All tasks must share one shape (``way``, support and query sizes).
+        """
+        sup_u, qry_u, labels, draws = [], [], [], []
+        for support_x, support_y, query_x in tasks:
+            y = to_numpy(support_y).astype(np.int64)
+            sup, qry = self._hidden(support_x, learn), self._hidden(query_x, learn)
+            scale = np.float32(max(float(sup.pooled.sum(axis=2).mean()), 1e-6))
+            sup_u.append(sup.pooled / scale)
+            qry_u.append(qry.pooled / scale)
+            labels.append(y)
+            draws.append(draw_readout(self.rng, len(y), sup.pooled.shape[2], int(y.max()) + 1,
+                                      self.rp))
+            if learn and self.cfg["hidden_mode"] == "stdp":
+                merged = HiddenRun(None, None, sup.num + qry.num, sup.cnt + qry.cnt, None)
+                self.w_hidden, self.theta = competitive_update(self.w_hidden, self.theta,
+                                                               merged, self.hp)
+        way = max(int(y.max()) + 1 for y in labels)
+        w, theta, reward_rate = train_readouts(np.stack(sup_u, axis=1), np.stack(labels), way,
+                                               draws, self.lif, self.stdp, self.rp)
+        out = run_output(np.stack(qry_u, axis=1), w, theta, self.rp.gain, self.lif, self.stdp)
+        self._count("output", out.counts, out.counts.shape[0] * out.counts.shape[1])
+        self.last_readout, self.last_theta = w[-1], theta[-1]
+        return list(logits(out)), reward_rate
 
     def _episode(self, support_x: Any, support_y: Any, query_x: Any,
                  learn: bool = False) -> tuple[np.ndarray, float]:
         """Hidden runs, R-STDP on the support set, query logits [n_query, way], reward rate."""
-        labels = np.asarray(support_y).astype(np.int64)
-        way = int(labels.max()) + 1
-        sup, qry = self._hidden(support_x, learn), self._hidden(query_x, learn)
-        scale = np.float32(max(float(sup.pooled.sum(axis=2).mean()), 1e-6))
-        w, theta, reward_rate = train_readout(sup.pooled / scale, labels, way, self.rng,
-                                              self.lif, self.stdp, self.rp)
-        out = run_output(qry.pooled / scale, w, theta, self.rp.gain, self.lif, self.stdp)
-        self._count("output", out.counts.sum(axis=1), len(out.counts))
-        if learn and self.cfg["hidden_mode"] == "stdp":
-            merged = HiddenRun(None, None, sup.num + qry.num, sup.cnt + qry.cnt, None)
-            self.w_hidden, self.theta = competitive_update(self.w_hidden, self.theta, merged,
-                                                           self.hp)
-        self.last_readout, self.last_theta = w, theta
-        return logits(out), reward_rate
+        scores, reward_rate = self._episodes([(support_x, support_y, query_x)], learn)
+        return scores[0], float(reward_rate[0])
 
     # --------------------------------------------------------------------------- the contract
     def meta_train_step(self, episode: Any) -> dict[str, float]:
@@ -107,7 +170,7 @@ class RSTDPLearner(Learner):
         scores, reward_rate = self._episode(episode.support_x, episode.support_y,
                                             episode.query_x, learn=learn)
         self.steps += 1
-        query_y = np.asarray(episode.query_y).astype(np.int64)
+        query_y = to_numpy(episode.query_y).astype(np.int64)
         acc = float((scores.argmax(axis=1) == query_y).mean())
         return {"acc": acc, "reward_rate": float(reward_rate),
                 "theta_mean": float(self.theta.mean()), "theta_std": float(self.theta.std())}
@@ -115,6 +178,15 @@ class RSTDPLearner(Learner):
     def predict(self, support_x: Any, support_y: Any, query_x: Any) -> np.ndarray:
         """``[n_query, way]`` logits: output spike counts plus a tie-break below 0.01."""
         return self._episode(support_x, support_y, query_x)[0]
+
+    def predict_episodes(self, episodes: list[Any]) -> list[np.ndarray]:
+        """``predict`` of each episode, the readouts of same-shaped episodes trained together;
+        equal to one ``predict`` call per episode in this order."""
+        scores: list[np.ndarray] = []
+        for group in same_shape_runs(episodes):
+            scores += self._episodes([(ep.support_x, ep.support_y, ep.query_x)
+                                      for ep in group])[0]
+        return scores
 
     def state_dict(self) -> dict[str, Any]:
         return {"w_hidden": self.w_hidden.copy(), "theta": self.theta.copy(),
@@ -132,16 +204,20 @@ class RSTDPLearner(Learner):
 
     def reset_spike_stats(self) -> None:
         self._spikes = {k: [0.0, 0] for k in ("input", "hidden", "output")}
+        self._pooled = [0.0, 0]  # hidden spikes that reach the readout (inside the pooling)
 
     def _count(self, layer: str, per_sample: np.ndarray, n: int) -> None:
-        self._spikes[layer][0] += float(np.sum(per_sample))
-        self._spikes[layer][1] += int(n)
+        counter = self._pooled if layer == "pooled" else self._spikes[layer]
+        counter[0] += float(np.sum(per_sample))
+        counter[1] += int(n)
 
     def spike_stats(self) -> dict[str, float]:
         h, w, g = grid_shape(self.input_shape, self.hp)
+        # a hidden spike inside the pooled grid reaches all `way` outputs, one outside none
+        connected = self._pooled[0] / max(self._spikes["hidden"][0], 1e-12)
         fan_out = {"input": h * w * self.hp.kernel ** 2 * self.hp.filters
                    / float(np.prod(self.input_shape)),
-                   "hidden": float(g * g * self.hp.pool ** 2) / (h * w) * self._way(),
+                   "hidden": connected * self._way(),
                    "output": 0.0}
         stats: dict[str, float] = {}
         for layer, (total, n) in self._spikes.items():

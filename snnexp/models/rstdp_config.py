@@ -14,11 +14,11 @@ DEFAULTS: dict[str, Any] = {
     "hidden_mode": "stdp", "kernel": 3, "stride": 1, "filters": 16, "pool": 3,
     "hidden_gain": 3.0, "hidden_lr": 0.05, "hidden_theta_lr": 0.1,
     # output layer and episode protocol
-    "readout_gain": 4.0, "epochs": 15, "batch": 0, "punishment": -0.5, "baseline_rate": 0.0,
-    "w_init": 0.5, "w_noise": 0.05, "normalize": "l2", "readout_theta_lr": 0.5,
+    "readout_gain": 2.0, "epochs": 15, "batch": 0, "punishment": -0.5, "baseline_rate": 0.0,
+    "w_init": 0.5, "w_noise": 0.0, "normalize": "l2", "readout_theta_lr": 0.5,
     # R-STDP rule
     "tau_plus": 20.0, "tau_minus": 20.0, "tau_e": 25.0, "a_plus": 1.0, "a_minus": 0.2,
-    "eta": 0.1, "w_min": 0.0, "w_max": 1.0,
+    "eta": 0.05, "w_min": 0.0, "w_max": 1.0,
 }
 _INTS = {"num_steps": 1, "kernel": 1, "stride": 1, "filters": 1, "pool": 1, "epochs": 0,
          "batch": 0}

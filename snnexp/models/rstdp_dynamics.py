@@ -59,7 +59,7 @@ class STDPParams(NamedTuple):
     tau_e: float = 25.0
     a_plus: float = 1.0
     a_minus: float = 0.2
-    eta: float = 0.1
+    eta: float = 0.05
     w_min: float = 0.0
     w_max: float = 1.0
     dt: float = 1.0
@@ -136,14 +136,20 @@ def eligibility_step(e: np.ndarray, x_pre: np.ndarray, y_post: np.ndarray, s_pre
     return (e * decay + ltp - ltd).astype(np.float32)
 
 
-def reward_update(w: np.ndarray, e: np.ndarray, reward: np.ndarray, baseline: float,
+def reward_update(w: np.ndarray, e: np.ndarray, reward: np.ndarray, baseline: float | np.ndarray,
                   p: STDPParams) -> np.ndarray:
     """``W <- clip(W + eta * sum_b (r_b - r_bar) * e_b, w_min, w_max)``.
 
     Args:
         w: [n_pre, n_post] weights. e: [B, n_pre, n_post] eligibility at reward time.
         reward: [B] rewards. baseline: running mean reward ``r_bar`` (0 disables it).
+        Or ``E`` independent networks at once: w [E, n_pre, n_post], e [E, B, n_pre, n_post],
+        reward [E, B], baseline scalar or [E].
     """
-    mod = (np.asarray(reward, np.float32) - np.float32(baseline)) * np.float32(p.eta)
-    dw = np.tensordot(mod, e, axes=(0, 0))
+    if w.ndim == 2:
+        return reward_update(w[None], e[None], np.asarray(reward)[None], baseline, p)[0]
+    n_net, b = e.shape[:2]
+    base = np.asarray(baseline, np.float32).reshape(-1, 1)
+    mod = (np.asarray(reward, np.float32) - base) * np.float32(p.eta)
+    dw = (mod[:, None, :] @ np.ascontiguousarray(e).reshape(n_net, b, -1)).reshape(w.shape)
     return np.clip(w + dw, p.w_min, p.w_max).astype(np.float32)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from snnexp.models.rstdp_dynamics import LIFParams, lif_init, lif_wta_step, trace_step
+from snnexp.models.rstdp_dynamics import LIFParams
 
 
 class HiddenParams(NamedTuple):
@@ -79,32 +79,95 @@ def pool_spikes(spikes: np.ndarray, pool: int, g: int) -> np.ndarray:
     return crop.reshape(b, g, pool, g, pool, f).sum(axis=(2, 4)).reshape(b, g * g * f)
 
 
+def _shifted_patches(x: np.ndarray, kernel: int, stride: int, h: int, w: int,
+                     out: np.ndarray) -> np.ndarray:
+    """[B, C, H, W] -> patches in filter-major layout ``out`` [C*k*k, B*h*w] (same row order as
+    ``patches``): one strided slice copy per kernel offset, no 6-D gather."""
+    c = x.shape[1]
+    view = out.reshape(c, kernel, kernel, x.shape[0], h, w)
+    for dy in range(kernel):
+        for dx in range(kernel):
+            rows = x[:, :, dy:dy + (h - 1) * stride + 1:stride, dx:dx + (w - 1) * stride + 1:stride]
+            view[:, dy, dx] = rows.transpose(1, 0, 2, 3)
+    return out
+
+
+def _pool_index(b: int, h: int, w: int, hp: HiddenParams, g: int) -> np.ndarray:
+    """Pooled cell of every position [B*h*w] (``-1`` for positions cropped by the pooling)."""
+    rows, cols = np.arange(h) // hp.pool, np.arange(w) // hp.pool
+    cell = rows[:, None] * g + cols[None, :]
+    cell = np.where((rows[:, None] < g) & (cols[None, :] < g), cell, -1)
+    return np.tile(cell.ravel(), b)
+
+
 def simulate_hidden(spikes_in: np.ndarray, w: np.ndarray, theta: np.ndarray, lif: LIFParams,
                     hp: HiddenParams, learn: bool = False, record: bool = False) -> HiddenRun:
-    """Run the hidden layer over input spikes [T, B, C, H, W] (weights fixed during the run)."""
+    """Run the hidden layer over input spikes [T, B, C, H, W] (weights fixed during the run).
+
+    Exactly ``lif_wta_step`` per position (a group of ``filters`` neurons sharing one refractory
+    counter), computed in membrane offsets ``u = v - v_rest`` in a filter-major layout
+    ``[F, B*h*w]``: ``u <- u * exp(-dt/tau_m) + I`` (no input while refractory); the group's
+    neuron furthest above ``v_th - v_rest + theta_f`` spikes, the group resets. Spikes are kept
+    as indices (a position fires at most once per step). Without ``learn`` or ``record`` only the
+    ``g*pool`` positions per side that feed the pooled readout are simulated (the others reach
+    no synapse), so ``counts`` then counts the connected hidden neurons.
+    """
     t_steps, b = spikes_in.shape[:2]
     h, wd, g = grid_shape(spikes_in.shape[2:], hp)
+    if not (learn or record):
+        h = wd = g * hp.pool
+        side = (h - 1) * hp.stride + hp.kernel
+        spikes_in = spikes_in[..., :side, :side]
     n_in, f = w.shape
-    state = lif_init((b, h, wd, f), lif, theta)
-    pooled = np.zeros((t_steps, b, g * g * f), np.float32)
+    n = b * h * wd
+    u, m = np.zeros((f, n), np.float32), np.empty((f, n), np.float32)
+    refrac = np.zeros(n, np.int16)
+    th = (np.float32(lif.v_th - lif.v_rest) + np.asarray(theta, np.float32))[:, None]
+    decay, reset = lif.decay, np.float32(lif.v_reset - lif.v_rest)
+    gain_wt = np.ascontiguousarray((np.float32(hp.gain) * w).T.astype(np.float32))
+    buf = np.empty((n_in, n), np.float32)
+    cell = _pool_index(b, h, wd, hp, g)
+    per_sample = h * wd
+    hits: list[np.ndarray] = []
     counts = np.zeros(b, np.float32)
     num, cnt = np.zeros((n_in, f), np.float32), np.zeros(f, np.float32)
     trace = np.zeros(spikes_in.shape[1:], np.float32)
-    raw = np.zeros((t_steps, b, h, wd, f), np.float32) if record else None
-    gain_w = (np.float32(hp.gain) * w).astype(np.float32)
+    pre_decay = np.float32(np.exp(-lif.dt / hp.tau_pre))
+    raw = np.zeros((t_steps, f, n), np.float32) if record else None
     for t in range(t_steps):
-        current = patches(spikes_in[t], hp.kernel, hp.stride) @ gain_w
-        spikes, state = lif_wta_step(current, state, lif)
-        pooled[t] = pool_spikes(spikes, hp.pool, g)
-        counts += spikes.sum(axis=(1, 2, 3))
-        if record:
-            raw[t] = spikes
+        current = gain_wt @ _shifted_patches(spikes_in[t], hp.kernel, hp.stride, h, wd, buf)
+        u *= decay
+        active = refrac == 0
+        if not active.all():
+            current *= active
+        u += current
+        np.subtract(u, th, out=m)
+        pos = np.flatnonzero((m.max(axis=0) >= 0) & active)
+        np.subtract(refrac, 1, out=refrac, where=refrac > 0)
         if learn:
-            trace = trace_step(trace, spikes_in[t], hp.tau_pre, lif.dt)
-            flat = spikes.reshape(-1, f)
-            if flat.any():
-                num += patches(trace, hp.kernel, hp.stride).reshape(-1, n_in).T @ flat
-                cnt += flat.sum(axis=0)
+            trace = (trace * pre_decay + spikes_in[t]).astype(np.float32)
+        if pos.size == 0:
+            continue
+        filt = m[:, pos].argmax(axis=0)
+        u[:, pos] = reset
+        refrac[pos] = lif.ref_steps
+        sample = pos // per_sample
+        counts += np.bincount(sample, minlength=b)
+        keep = cell[pos] >= 0
+        hits.append(((t * b + sample[keep]) * (g * g) + cell[pos[keep]]) * f + filt[keep])
+        if record:
+            raw[t, filt, pos] = 1.0
+        if learn:
+            view = sliding_window_view(trace, (hp.kernel, hp.kernel), axis=(2, 3))
+            rest = pos % per_sample
+            pre = view[:, :, ::hp.stride, ::hp.stride][sample, :, rest // wd, rest % wd]
+            num += pre.reshape(len(pos), n_in).T @ (filt[:, None] == np.arange(f))
+            cnt += np.bincount(filt, minlength=f)
+    size = t_steps * b * g * g * f
+    flat = np.concatenate(hits) if hits else np.zeros(0, np.int64)
+    pooled = np.bincount(flat, minlength=size).astype(np.float32).reshape(t_steps, b, g * g * f)
+    if record:
+        raw = raw.reshape(t_steps, f, b, h, wd).transpose(0, 2, 3, 4, 1)
     return HiddenRun(pooled, counts, num, cnt, raw)
 
 
