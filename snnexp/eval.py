@@ -71,7 +71,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = {
         "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
-        "encoder": run_cfg.encoder._target_.rsplit(".", 1)[-1], "seed": run_cfg.seed,
+        "encoder": learner.encoding, "seed": run_cfg.seed,
         "way": run_cfg.way, "shot": run_cfg.shot, "query": run_cfg.query,
         "noise": noise.describe() if noise else None, "status": "completed",
         "trained": {"dataset": trained.dataset.get("name", trained.dataset._target_),

@@ -170,6 +170,7 @@ class MetaTrainer:
         summaries = self.learner.summaries(episode.support_x, episode.support_y)
         self.logger.log_images(summaries.get("images", {}), self.done)
         self.logger.log_histograms(summaries.get("histograms", {}), self.done)
+        self.logger.log_embeddings(summaries.get("embeddings", {}), self.done)
 
     def _check_finite(self, stats: dict[str, float]) -> None:
         bad = {k: v for k, v in stats.items() if not math.isfinite(v)}

@@ -113,7 +113,7 @@ def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, An
     val_last = trainer.val_history[-1] if trainer.val_history else [0, float("nan"), 0.0]
     return {
         "model": trainer.learner.name, "dataset": dataset,
-        "encoder": cfg.encoder._target_.rsplit(".", 1)[-1], "seed": cfg.seed,
+        "encoder": trainer.learner.encoding, "seed": cfg.seed,
         "way": cfg.way, "shot": cfg.shot, "query": cfg.query, "train_way": cfg.train_way,
         "train_shot": cfg.train_shot, "train_query": cfg.train_query,
         "train": {"episodes": trainer.done, "wall_s": trainer.wall_s,

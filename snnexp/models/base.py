@@ -72,10 +72,16 @@ class Learner(ABC):
     def reset_spike_stats(self) -> None:
         """Zero the activity counters read by ``spike_stats()``."""
 
+    @property
+    def encoding(self) -> str:
+        """The input code this learner's spikes come from (``metrics.json``'s ``encoder``)."""
+        return type(getattr(self, "encoder", None)).__name__
+
     def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
         """Pictures of the learner's state for TensorBoard (optional).
 
         Returns ``{"images": {tag: float array [H, W] or [3, H, W] in [0, 1]},
-        "histograms": {tag: array}}``. The default has none.
+        "histograms": {tag: array}, "embeddings": {tag: (vectors [N, D], labels [N])}}``
+        (any key may be missing). The default has none.
         """
         return {"images": {}, "histograms": {}}

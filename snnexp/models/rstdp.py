@@ -103,6 +103,11 @@ class RSTDPLearner(Learner):
         self.reset_spike_stats()
 
     # ----------------------------------------------------------------------------- simulation
+    @property
+    def encoding(self) -> str:
+        name = type(self.encoder).__name__
+        return name if getattr(self.encoder, "spiking", True) else f"rate (analog {name} input)"
+
     def _encode(self, images: Any) -> np.ndarray:
         """Images [B, C, H, W] -> float32 spikes [T, B, C, H, W] through the encoder; an analog
         (non-spiking, e.g. ``encoder=direct``) input ``x`` becomes Bernoulli spikes
