@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,12 @@ def test_time_to_accuracy_stops_at_the_target_or_the_cap():
     accs = iter([0.5, 0.9, 0.99, 1.0])
     out = time_to_accuracy(lambda: None, lambda: next(accs), 0.95, cap_s=60, val_every=3)
     assert out["reached"] and out["episodes"] == 9 and len(out["curve"]) == 3
-    capped = time_to_accuracy(lambda: None, lambda: 0.5, 0.95, cap_s=60, val_every=2,
+    capped = time_to_accuracy(lambda: None, lambda: 0.5, 0.95, cap_s=60, val_every=4,
                               max_episodes=6)
     assert not capped["reached"] and capped["episodes"] == 6 and capped["best_acc"] == 0.5
+    slow = time_to_accuracy(lambda: time.sleep(0.02), lambda: 0.5, 0.95, cap_s=0.05,
+                            val_every=1000)
+    assert slow["episodes"] < 10 and len(slow["curve"]) == 1  # capped inside the block
 
 
 def test_rstdp_measurement_and_loop_agree_on_sizes():

@@ -64,10 +64,12 @@ def time_to_accuracy(step: Callable[[], None], validate: Callable[[], float], ta
     seconds, episodes, curve = 0.0, 0, []
     while seconds < cap_s and episodes < max_episodes:
         start = time.perf_counter()
-        for _ in range(val_every):
+        for _ in range(val_every):  # the cap is checked after every episode
             step()
+            episodes += 1
+            if seconds + time.perf_counter() - start >= cap_s or episodes >= max_episodes:
+                break
         seconds += time.perf_counter() - start
-        episodes += val_every
         acc = validate()
         curve.append([episodes, round(seconds, 2), round(acc, 4)])
         if acc >= target:
