@@ -176,6 +176,7 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
                             "on resume only train_episodes, device, threads may change")
     with open_dict(stored):
         stored.paths = cfg.paths
+        stored.logger = cfg.logger  # this run's own TensorBoard folder
         stored.resume = cfg.resume
         for key in ("train_episodes", "device", "threads"):
             if key in given:
