@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from snnexp.errors import UserError
+from snnexp.models.rstdp_config import DEFAULTS as RSTDP_DEFAULTS
 
 # the packaged configs (a link to the top-level conf/ in a source checkout, a copy in a wheel)
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -86,44 +87,11 @@ class ProtoNetConfig:
     spike_grad: Any = None  # a `_target_` node: any snntorch.surrogate factory
 
 
-@dataclass
-class RSTDPConfig:
-    """``model=rstdp`` (see ``snnexp.models.rstdp.RSTDPLearner``; values checked by
-    ``snnexp.models.rstdp_config.validate``)."""
-
-    _target_: str = MISSING
-    num_steps: int = 20
-    v_rest: float = -65.0
-    v_reset: float = -65.0
-    v_th: float = -58.0
-    tau_m: float = 10.0
-    t_ref: float = 5.0
-    dt: float = 1.0
-    hidden_mode: str = "stdp"
-    kernel: int = 3
-    stride: int = 1
-    filters: int = 16
-    pool: int = 3
-    hidden_gain: float = 3.0
-    hidden_lr: float = 0.05
-    hidden_theta_lr: float = 0.1
-    readout_gain: float = 2.0
-    epochs: int = 15
-    batch: int = 0
-    punishment: float = -0.5
-    baseline_rate: float = 0.0
-    w_init: float = 0.5
-    w_noise: float = 0.0
-    normalize: str = "l2"
-    readout_theta_lr: float = 0.5
-    tau_plus: float = 20.0
-    tau_minus: float = 20.0
-    tau_e: float = 25.0
-    a_plus: float = 1.0
-    a_minus: float = 0.2
-    eta: float = 0.05
-    w_min: float = 0.0
-    w_max: float = 1.0
+# ``model=rstdp``: the learner's own defaults (``snnexp.models.rstdp_config.DEFAULTS``) as a
+# typed schema; values are checked by ``rstdp_config.validate`` when the learner is built
+RSTDPConfig = make_dataclass(
+    "RSTDPConfig",
+    [("_target_", str, MISSING)] + [(k, type(v), v) for k, v in RSTDP_DEFAULTS.items()])
 
 
 @dataclass
