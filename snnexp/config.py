@@ -79,7 +79,7 @@ class ProtoNetConfig:
     neuron: str = "lif"
     padding: str = "same"
     embedding_dim: int = 64
-    num_steps: int = 50
+    num_steps: int = 20
     beta: float = 0.95
     learn_beta: bool = False
     threshold: float = 1.0
