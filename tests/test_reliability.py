@@ -83,12 +83,13 @@ def test_huge_learning_rate_ends_in_one_clear_error_or_finite_metrics(compose_cf
 
 
 # ---- interrupts and resume ---------------------------------------------------------------
-def test_sigint_saves_last_and_metrics_then_resume_matches_an_uninterrupted_run(
-        compose_cfg, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_last_and_metrics_then_resume_matches_an_uninterrupted_run(
+        compose_cfg, tmp_path, monkeypatch, signum, code):
     reference, _ = train(compose_cfg(*RUN, output_dir=tmp_path / "reference"))
 
     def interrupt(stats):
-        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C during episode 3
+        os.kill(os.getpid(), signum)  # as Ctrl-C (or a scheduler's SIGTERM) during episode 3
         return stats
 
     run_dir = tmp_path / "interrupted"
@@ -96,7 +97,7 @@ def test_sigint_saves_last_and_metrics_then_resume_matches_an_uninterrupted_run(
         patch_train_step(patch, 3, interrupt)
         with pytest.raises(SystemExit) as stop:
             train(compose_cfg(*RUN, output_dir=run_dir))
-    assert stop.value.code == 130
+    assert stop.value.code == code
     assert read_metrics(run_dir)["status"] == "interrupted"
     assert read_metrics(run_dir)["train"]["episodes"] == 3
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["loop"]["done"] == 3
