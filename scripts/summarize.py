@@ -113,13 +113,14 @@ def _is_number(value: Any) -> bool:
 
 
 def markdown(groups: list[dict[str, Any]], keys: list[str]) -> str:
-    """The groups as a Markdown table, accuracies as ``mean ± ci95``."""
+    """The groups as a Markdown table, accuracies as ``mean ± ci95`` across runs (a group of
+    one run has no spread across seeds: its mean alone)."""
     header = [*keys, "n", "test acc", "pixel control", "untrained control", "val acc best"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups:
         cells = [str(g[k]) for k in keys] + [str(g["n"])]
-        cells += [f"{g[c]:.4f} ± {g[c + '_ci95']:.4f}" if _is_number(g[c]) else "-"
-                  for c in AGGREGATED]
+        cells += [("-" if not _is_number(g[c]) else f"{g[c]:.4f}" if g["n"] < 2
+                   else f"{g[c]:.4f} ± {g[c + '_ci95']:.4f}") for c in AGGREGATED]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
