@@ -6,6 +6,7 @@ input space (``pixel``) and the same model with its initial weights (``untrained
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -59,24 +60,13 @@ def evaluate(predictors: dict[str, EpisodesPredictor], episodes: Iterable[Episod
     process a group at once; ``on_episode(i)`` is called once per episode after its group.
     """
     accs: dict[str, list[float]] = {name: [] for name in predictors}
-    batch: list[Episode] = []
-    done = 0
-
-    def flush() -> None:
-        nonlocal done
+    episodes, done = iter(episodes), 0
+    while batch := [episode.to(device) for episode in itertools.islice(episodes, group)]:
         for name, predict in predictors.items():
-            scores = predict(batch)
-            accs[name] += [accuracy(s, ep.query_y) for s, ep in zip(scores, batch, strict=True)]
+            accs[name] += [accuracy(logits, ep.query_y)
+                           for logits, ep in zip(predict(batch), batch, strict=True)]
         for i in range(done, done + len(batch)):
             if on_episode is not None:
                 on_episode(i)
         done += len(batch)
-        batch.clear()
-
-    for episode in episodes:
-        batch.append(episode.to(device))
-        if len(batch) >= group:
-            flush()
-    if batch:
-        flush()
     return accs
