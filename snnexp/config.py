@@ -85,6 +85,7 @@ class ProtoNetConfig:
     threshold: float = 1.0
     readout: str = "membrane"
     spike_grad: Any = None  # a `_target_` node: any snntorch.surrogate factory
+    distance: str = "squared"
 
 
 # ``model=rstdp``: the learner's own defaults (``snnexp.models.rstdp_config.DEFAULTS``) as a

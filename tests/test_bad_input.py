@@ -42,6 +42,8 @@ ROWS = [
     ("train_episodes=-5", ["train_episodes=-5"], ["train_episodes=-5"]),
     ("num_steps=0", ["model.num_steps=0"], ["model.num_steps=0"]),
     ("beta=1.5", ["model.beta=1.5"], ["model.beta=1.5"]),
+    ("unknown_distance", ["model.distance=cosine"],
+     ["model.distance=cosine", "squared, euclidean"]),
     ("negative_lr", ["optimizer.lr=-0.001"], ["optimizer.lr=-0.001"]),
     ("non_numeric_seed", ["seed=abc"], ["seed", "abc"]),
     ("mnist_missing_data_dir", ["dataset=mnist", "paths.data_dir={tmp}/nowhere"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import time
@@ -44,15 +45,18 @@ def _images(n_per_class: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
         torch.arange(10).repeat_interleave(n_per_class)
 
 
-def test_reference_logits_are_the_rooted_snnexp_logits_for_the_same_weights():
-    learner = protonet.snnexp_learner(TINY)
-    ref, _ = protonet.notebook_twin(learner, TINY)
-    ep = _episode(TINY)
+@pytest.mark.parametrize("distance", ["euclidean", "squared"])
+def test_reference_logits_equal_snnexp_logits_for_the_same_weights(distance):
+    s = dataclasses.replace(TINY, distance=distance)
+    learner = protonet.snnexp_learner(s)
+    ref, _ = protonet.notebook_twin(learner, s)
+    ep = _episode(s)
     ours = learner.predict(ep.support_x, ep.support_y, ep.query_x)
     with torch.no_grad():
-        theirs = notebook_logits(ref, ep.support_x, ep.support_y, ep.query_x, TINY.way)
+        theirs = notebook_logits(ref, ep.support_x, ep.support_y, ep.query_x, s.way)
     assert ours.abs().max() > 0
-    assert torch.allclose(ours, -(theirs**2), rtol=1e-4, atol=1e-5)
+    expected = theirs if distance == "euclidean" else -(theirs**2)
+    assert torch.allclose(ours, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_reference_and_snnexp_embeddings_and_gradients_agree():

@@ -47,6 +47,22 @@ def test_logits_are_negative_squared_euclidean_distances_by_hand():
     assert torch.allclose(logits, expected, atol=1e-4)
 
 
+def test_euclidean_logits_are_negative_distances_by_hand():
+    support = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 5.0]])
+    support_y = torch.tensor([0, 0, 1, 1])  # prototypes (1, 0) and (0, 4)
+    query = torch.tensor([[1.0, 0.0], [4.0, 4.0]])
+    expected = torch.tensor([[-0.0, -17.0 ** 0.5], [-5.0, -4.0]])
+    logits = prototype_logits(support, support_y, query, way=2, distance="euclidean")
+    assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_learner_distance_option_sets_the_logits():
+    support_x, support_y, query_x, _ = episode_batch()
+    squared = make_learner().predict(support_x, support_y, query_x)
+    euclidean = make_learner(distance="euclidean").predict(support_x, support_y, query_x)
+    assert torch.allclose(euclidean, -(-squared).clamp_min(0).sqrt(), atol=1e-3)
+
+
 def test_predict_scores_queries_against_prototypes_of_one_batched_forward():
     learner = make_learner()
     support_x, support_y, query_x, _ = episode_batch()

@@ -10,7 +10,7 @@ layer's membrane averaged over ``T`` steps), computed the notebook's way:
 - prototypes by a Python loop over the classes; logits ``-||q - c_k||`` (square-rooted).
 
 ``load_into(ref, net)`` copies the weights of a ``SpikingConvNet`` so that both compute the same
-function (``snnexp``'s logits are the squares of these distances).
+function (``snnexp``'s logits with ``distance=euclidean``; with ``squared``, their squares).
 """
 
 from __future__ import annotations

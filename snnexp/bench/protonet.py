@@ -36,6 +36,7 @@ class Setting:
     num_steps: int = 50
     lr: float = 1e-3
     image: int = 28
+    distance: str = "euclidean"  # the notebook's square-rooted distances
 
 
 def process_settings(tuned: bool) -> None:
@@ -69,7 +70,7 @@ def snnexp_learner(s: Setting, seed: int = 0) -> ProtoNetLearner:
     torch.manual_seed(seed)
     return ProtoNetLearner(DirectEncoder(), (1, s.image, s.image),
                            partial(torch.optim.Adam, lr=s.lr), padding="valid",
-                           num_steps=s.num_steps, beta=0.95,
+                           num_steps=s.num_steps, beta=0.95, distance=s.distance,
                            spike_grad=surrogate.fast_sigmoid(slope=5))
 
 

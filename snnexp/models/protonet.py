@@ -2,8 +2,10 @@
 
 For an episode, support and query images go through the embedding network in one batched
 forward. Class prototypes are the mean support embeddings ``c_k = mean_{i: y_i = k} f(x_i)``
-(a scatter-add), and the logits are negative squared Euclidean distances
-``logit[q, k] = -||f(x_q) - c_k||^2`` (``torch.cdist``); training minimises their cross-entropy.
+(a scatter-add), and the logits are negative distances from ``torch.cdist``: squared Euclidean
+``logit[q, k] = -||f(x_q) - c_k||^2`` (Snell et al., ``distance=squared``) or Euclidean
+``-||f(x_q) - c_k||`` (the original notebook, ``distance=euclidean``); training minimises their
+cross-entropy.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from snnexp.models.base import Learner
 from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
 
 CHOICES = {"backbone": ("notebook", "snell4"), "neuron": ("lif", "relu"),
-           "padding": ("same", "valid"), "readout": ("membrane", "spikes")}
+           "padding": ("same", "valid"), "readout": ("membrane", "spikes"),
+           "distance": ("squared", "euclidean")}
 
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, way: int) -> torch.Tensor:
@@ -31,9 +34,13 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, way: int) -> torc
 
 
 def prototype_logits(support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor,
-                     way: int) -> torch.Tensor:
-    """``-||query - c_k||^2``: support ``[S, D]``, query ``[Q, D]`` -> logits ``[Q, way]``."""
-    return -torch.cdist(query, prototypes(support, support_y, way)).pow(2)
+                     way: int, distance: str = "squared") -> torch.Tensor:
+    """``-||query - c_k||^2`` (``squared``) or ``-||query - c_k||`` (``euclidean``).
+
+    Support ``[S, D]`` with labels ``[S]``, query ``[Q, D]`` -> logits ``[Q, way]``.
+    """
+    distances = torch.cdist(query, prototypes(support, support_y, way))
+    return -distances.pow(2) if distance == "squared" else -distances
 
 
 class ProtoNetLearner(Learner):
@@ -45,7 +52,7 @@ class ProtoNetLearner(Learner):
         optimizer: a partial ``torch.optim`` constructor, finished here with the parameters.
         device: torch device. seed: unused (torch is seeded by the run).
         backbone, neuron, padding, embedding_dim, num_steps, beta, learn_beta, threshold,
-        readout, spike_grad: see ``conf/model/protonet.yaml``.
+        readout, spike_grad, distance: see ``conf/model/protonet.yaml``.
     """
 
     name = "protonet"
@@ -56,11 +63,13 @@ class ProtoNetLearner(Learner):
                  seed: int = 0, *, backbone: str = "notebook", neuron: str = "lif",
                  padding: str = "same", embedding_dim: int = 64, num_steps: int = 50,
                  beta: float = 0.95, learn_beta: bool = False, threshold: float = 1.0,
-                 readout: str = "membrane", spike_grad: Callable | None = None) -> None:
+                 readout: str = "membrane", spike_grad: Callable | None = None,
+                 distance: str = "squared") -> None:
         _check_args(backbone=backbone, neuron=neuron, padding=padding, readout=readout,
-                    num_steps=num_steps, beta=beta, threshold=threshold,
+                    distance=distance, num_steps=num_steps, beta=beta, threshold=threshold,
                     embedding_dim=embedding_dim)
         self.encoder, self.num_steps, self.device = encoder, num_steps, torch.device(device)
+        self.distance = distance
         try:
             self.net = SpikingConvNet(tuple(input_shape), backbone_specs(backbone, embedding_dim),
                                       neuron=neuron, padding=padding, beta=beta,
@@ -86,7 +95,8 @@ class ProtoNetLearner(Learner):
         way = int(support_y.max()) + 1
         embeddings = self.embed(torch.cat([support_x, query_x]))
         n_support = support_x.shape[0]
-        return prototype_logits(embeddings[:n_support], support_y, embeddings[n_support:], way)
+        return prototype_logits(embeddings[:n_support], support_y, embeddings[n_support:], way,
+                                self.distance)
 
     def meta_train_step(self, episode: Any) -> dict[str, float]:
         """One optimizer step on the episode's query cross-entropy."""
