@@ -121,17 +121,20 @@ def build_sampler(split: Split, way: int, shot: int, query: int, seed: int,
 
 def build_learner(cfg: DictConfig, input_shape: tuple[int, int, int],
                   device: torch.device) -> Learner:
-    """Instantiate ``cfg.model`` with its encoder and, if it uses one, its optimizer."""
+    """Instantiate ``cfg.model`` with its encoder and, if it uses them, its optimizer and
+    learning-rate scheduler (both partials the learner finishes with its parameters)."""
     learner_cls = get_class(cfg.model._target_)
     encoder = instantiate(cfg.encoder)
-    optimizer: Any = None
+    extra: dict[str, Any] = {}
     if getattr(learner_cls, "uses_optimizer", False):
         if cfg.get("optimizer") is None:
             raise UserError(f"optimizer=null: model={learner_cls.name} needs one of "
                             "adam, adamw, sgd")
-        optimizer = instantiate(cfg.optimizer)
-    return instantiate(cfg.model, encoder=encoder, optimizer=optimizer,
-                       input_shape=list(input_shape), device=str(device), seed=int(cfg.seed))
+        extra["optimizer"] = instantiate(cfg.optimizer)
+        if cfg.get("scheduler") is not None:
+            extra["scheduler"] = instantiate(cfg.scheduler)
+    return instantiate(cfg.model, encoder=encoder, input_shape=list(input_shape),
+                       device=str(device), seed=int(cfg.seed), **extra)
 
 
 def config_to_dict(cfg: DictConfig) -> dict[str, Any]:

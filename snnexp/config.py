@@ -126,10 +126,11 @@ class TrainConfig:
     optimized_metric: str = "val/acc_best"
     paths: PathsConfig = field(default_factory=PathsConfig)
     # group nodes: each option carries its own schema (model, dataset) or is a plain
-    # `_target_` node (optimizer, encoder, logger)
+    # `_target_` node (optimizer, scheduler, encoder, logger)
     model: Any = MISSING
     dataset: Any = MISSING
     optimizer: Any = None
+    scheduler: Any = None
     encoder: Any = MISSING
     logger: Any = None
 
@@ -243,6 +244,6 @@ def check_config(cfg: DictConfig) -> None:
              "a number in (0, 1)")
     _require(0 < ds.test_fraction < 1, "dataset.test_fraction", ds.test_fraction,
              "a number in (0, 1)")
-    for node in ("model", "encoder", "dataset", "logger"):
+    for node in ("model", "encoder", "dataset", "logger", "scheduler"):
         if cfg.get(node) is not None:
             OmegaConf.to_container(cfg[node], resolve=True)  # fail early on bad interpolations

@@ -51,8 +51,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                                cfg.seed, "test")
     make_val(), make_test()  # validate episode shapes against the splits before training
     learner = builders.build_learner(cfg, pool.image_shape, device)
-    if not learner.uses_optimizer and cfg.get("optimizer") is not None:
-        log.info("optimizer ignored: model=%s learns by its own plasticity rule", learner.name)
+    for node in ("optimizer", "scheduler"):
+        if not learner.uses_optimizer and cfg.get(node) is not None:
+            log.info("%s ignored: model=%s learns by its own plasticity rule", node, learner.name)
     logger = builders.instantiate(cfg.logger) if cfg.get("logger") else None
     trainer = MetaTrainer(learner, train_sampler, make_val, episodes=cfg.train_episodes,
                           val_every=cfg.val_every, val_episodes=cfg.val_episodes, device=device,
@@ -144,7 +145,7 @@ def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) 
     hparams = {"model": metrics["model"], "dataset": metrics["dataset"],
                "encoder": metrics["encoder"], "way": cfg.way, "shot": cfg.shot,
                "seed": cfg.seed, "train_episodes": cfg.train_episodes}
-    for node in ("model", "optimizer", "encoder"):
+    for node in ("model", "optimizer", "scheduler", "encoder"):
         for key, value in (cfg.get(node) or {}).items():
             if isinstance(value, (int, float, str, bool)) and key != "_target_":
                 hparams[f"{node}.{key}"] = value

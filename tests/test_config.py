@@ -62,6 +62,23 @@ def test_every_optimizer_is_a_partial_the_learner_finishes(compose_cfg, optimize
     assert learner.optimizer.defaults["lr"] == cfg.optimizer.lr
 
 
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_every_scheduler_is_a_partial_the_learner_finishes_with_its_optimizer(compose_cfg,
+                                                                             scheduler):
+    cfg = compose_cfg(f"scheduler={scheduler}", "train_episodes=40")
+    check_config(cfg)
+    learner = builders.build_learner(cfg, (1, 8, 8), torch.device("cpu"))
+    assert type(learner.scheduler).__name__ == cfg.scheduler._target_.rsplit(".", 1)[1]
+    assert learner.scheduler.optimizer is learner.optimizer
+    if scheduler == "cosine":  # the decay spans the run's episodes
+        assert learner.scheduler.T_max == 40
+
+
+def test_no_scheduler_by_default(compose_cfg):
+    learner = builders.build_learner(compose_cfg(), (1, 8, 8), torch.device("cpu"))
+    assert compose_cfg().scheduler is None and learner.scheduler is None
+
+
 @pytest.mark.parametrize("logger", options("logger"))
 def test_every_logger_instantiates_and_writes_into_the_run_dir(compose_cfg, tmp_path, logger):
     cfg = compose_cfg(f"logger={logger}", output_dir=tmp_path / "run")

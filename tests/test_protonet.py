@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
 from snntorch import surrogate
 
+from snnexp.data.episodes import Episode
 from snnexp.encoding import DirectEncoder, RateEncoder
 from snnexp.errors import UserError
 from snnexp.models.protonet import ProtoNetLearner, prototype_logits, prototypes
@@ -105,11 +107,9 @@ def test_meta_train_step_updates_every_layer_and_reports_loss_and_acc():
     learner = make_learner()
     support_x, support_y, query_x, query_y = episode_batch()
     before = {k: v.clone() for k, v in learner.net.state_dict().items()}
-    from snnexp.data.episodes import Episode
-
     stats = learner.meta_train_step(Episode(support_x, support_y, query_x, query_y,
                                             torch.arange(3)))
-    assert set(stats) >= {"loss", "acc"} and stats["loss"] > 0 and 0 <= stats["acc"] <= 1
+    assert set(stats) == {"loss", "acc", "lr"} and stats["loss"] > 0 and 0 <= stats["acc"] <= 1
     for key, value in learner.net.state_dict().items():
         if value.is_floating_point() and key.endswith(("weight", "bias")):
             assert not torch.equal(value, before[key]), f"{key} did not change"
@@ -192,3 +192,28 @@ def test_summaries_give_rasters_membranes_weight_histograms_and_embeddings():
     vectors, labels = out["embeddings"]["embeddings/support"]
     assert vectors.shape == (6, 64) and labels.tolist() == support_y.tolist()
     assert not learner.net.record and not learner.net.recorded  # nothing kept afterwards
+
+
+def cosine_learner(t_max: int) -> ProtoNetLearner:
+    return make_learner(scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR,
+                                                    T_max=t_max))
+
+
+def test_cosine_schedule_sets_each_episodes_lr_by_the_formula():
+    """lr_k = lr_0 (1 + cos(pi k / T)) / 2 for episode k = 0..T-1, and 0 after T episodes."""
+    learner = cosine_learner(4)
+    episode = Episode(*episode_batch(), torch.arange(3))
+    used = [learner.meta_train_step(episode)["lr"] for _ in range(4)]
+    expected = [1e-3 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    assert used == pytest.approx(expected, rel=1e-6)
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_restored_schedule_keeps_its_progress_and_takes_the_new_length():
+    learner = cosine_learner(4)
+    for _ in range(2):
+        learner.meta_train_step(Episode(*episode_batch(), torch.arange(3)))
+    resumed = cosine_learner(8)  # resumed with more train_episodes
+    resumed.load_state_dict(learner.state_dict())
+    assert resumed.scheduler.last_epoch == 2 and resumed.scheduler.T_max == 8
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-3)

@@ -83,10 +83,12 @@ def test_huge_learning_rate_ends_in_one_clear_error_or_finite_metrics(compose_cf
 
 
 # ---- interrupts and resume ---------------------------------------------------------------
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, code, schedule", [(signal.SIGINT, 130, ()),
+                                                    (signal.SIGTERM, 143, ("scheduler=cosine",))])
 def test_a_signal_saves_last_and_metrics_then_resume_matches_an_uninterrupted_run(
-        compose_cfg, tmp_path, monkeypatch, signum, code):
-    reference, _ = train(compose_cfg(*RUN, output_dir=tmp_path / "reference"))
+        compose_cfg, tmp_path, monkeypatch, signum, code, schedule):
+    run = (*RUN, *schedule)  # a learning-rate schedule resumes where it stopped
+    reference, _ = train(compose_cfg(*run, output_dir=tmp_path / "reference"))
 
     def interrupt(stats):
         os.kill(os.getpid(), signum)  # as Ctrl-C (or a scheduler's SIGTERM) during episode 3
@@ -96,18 +98,19 @@ def test_a_signal_saves_last_and_metrics_then_resume_matches_an_uninterrupted_ru
     with monkeypatch.context() as patch:
         patch_train_step(patch, 3, interrupt)
         with pytest.raises(SystemExit) as stop:
-            train(compose_cfg(*RUN, output_dir=run_dir))
+            train(compose_cfg(*run, output_dir=run_dir))
     assert stop.value.code == code
     assert read_metrics(run_dir)["status"] == "interrupted"
     assert read_metrics(run_dir)["train"]["episodes"] == 3
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["loop"]["done"] == 3
 
-    resumed, _ = train(compose_cfg(*RUN, f"resume={run_dir}", output_dir=tmp_path / "resumed"))
+    resumed, _ = train(compose_cfg(*run, f"resume={run_dir}", output_dir=tmp_path / "resumed"))
     assert resumed["status"] == "completed" and resumed["train"]["episodes"] == 6
     # the new run dir holds the interrupted run's best weights, which the test phase uses
     assert (tmp_path / "resumed" / "checkpoints" / "best.pt").is_file()
     assert resumed["test"]["acc"] == reference["test"]["acc"]
     assert resumed["val"]["history"] == reference["val"]["history"]
+    assert resumed["train"]["lr"] == reference["train"]["lr"]
 
 
 @pytest.mark.slow

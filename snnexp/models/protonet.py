@@ -50,6 +50,8 @@ class ProtoNetLearner(Learner):
         encoder: maps ``[B, C, H, W]`` images to ``[T, B, C, H, W]`` inputs (``snnexp.encoding``).
         input_shape: ``(C, H, W)``.
         optimizer: a partial ``torch.optim`` constructor, finished here with the parameters.
+        scheduler: a partial ``torch.optim.lr_scheduler`` constructor (or ``None``: constant lr),
+            finished here with the optimizer and stepped once per meta-training episode.
         device: torch device. seed: unused (torch is seeded by the run).
         backbone, neuron, padding, embedding_dim, num_steps, beta, learn_beta, threshold,
         readout, spike_grad, distance: see ``conf/model/protonet.yaml``.
@@ -60,8 +62,9 @@ class ProtoNetLearner(Learner):
 
     def __init__(self, encoder: Any, input_shape: tuple[int, int, int],
                  optimizer: Callable | None = None, device: str | torch.device = "cpu",
-                 seed: int = 0, *, backbone: str = "notebook", neuron: str = "lif",
-                 padding: str = "same", embedding_dim: int = 64, num_steps: int = 50,
+                 seed: int = 0, scheduler: Callable | None = None, *,
+                 backbone: str = "notebook", neuron: str = "lif", padding: str = "same",
+                 embedding_dim: int = 64, num_steps: int = 50,
                  beta: float = 0.95, learn_beta: bool = False, threshold: float = 1.0,
                  readout: str = "membrane", spike_grad: Callable | None = None,
                  distance: str = "squared") -> None:
@@ -79,6 +82,7 @@ class ProtoNetLearner(Learner):
             raise UserError(f"model.backbone={backbone}, model.padding={padding}: {err}; "
                             "use model.padding=same or a larger dataset image") from err
         self.optimizer = optimizer(self.net.parameters()) if optimizer is not None else None
+        self.scheduler = scheduler(self.optimizer) if scheduler and self.optimizer else None
         self.reset_spike_stats()
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -99,7 +103,8 @@ class ProtoNetLearner(Learner):
                                 self.distance)
 
     def meta_train_step(self, episode: Any) -> dict[str, float]:
-        """One optimizer step on the episode's query cross-entropy."""
+        """One optimizer step on the episode's query cross-entropy (and one scheduler step);
+        returns the episode's ``loss``, ``acc`` and the ``lr`` it was trained with."""
         if self.optimizer is None:
             raise RuntimeError("ProtoNetLearner needs an optimizer to meta-train")
         self.net.train()
@@ -107,9 +112,12 @@ class ProtoNetLearner(Learner):
         loss = nn.functional.cross_entropy(logits, episode.query_y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         acc = (logits.argmax(1) == episode.query_y).float().mean()
-        return {"loss": loss.item(), "acc": acc.item()}
+        return {"loss": loss.item(), "acc": acc.item(), "lr": lr}
 
     @torch.no_grad()
     def predict(self, support_x: Any, support_y: Any, query_x: Any) -> torch.Tensor:
@@ -152,12 +160,19 @@ class ProtoNetLearner(Learner):
         state = {"net": self.net.state_dict()}
         if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         if self.optimizer is not None and "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and "scheduler" in state:
+            # the schedule's progress comes from the checkpoint, its settings from this config
+            # (a resume may change train_episodes, cosine's T_max)
+            progress = {k: v for k, v in state["scheduler"].items() if k in SCHEDULE_PROGRESS}
+            self.scheduler.load_state_dict({**self.scheduler.state_dict(), **progress})
 
     def _count(self, batch: int, encoded: torch.Tensor | None) -> None:
         """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
@@ -211,6 +226,9 @@ def _check_args(**args: Any) -> None:
 
 
 RASTER_NEURONS = 256
+# entries of an lr scheduler's state_dict that record how far it has run (not its settings)
+SCHEDULE_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "base_lrs", "_is_initial",
+                     "_get_lr_called_within_step")
 
 
 def _sample_rows(activity: torch.Tensor) -> torch.Tensor:
