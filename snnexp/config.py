@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,19 @@ def sanitize_dirname(name: str) -> str:
     """
     name = re.sub(r"(?<![\w.])\d+\.\d{5,}(e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
     return re.sub(r"[^A-Za-z0-9=.,_+-]", "_", name)[:200] or "default"
+
+
+def exit_on_null_group(overrides: list[str]) -> None:
+    """Exit 2 with one line for a ``<group>=null`` override (Hydra 1.3 answers it with a
+    traceback): a group's option is chosen by name (``logger=none``), ``~group`` drops it."""
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        folder = Path(CONF_DIR) / key
+        if value == "null" and folder.is_dir():
+            options = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+            print(f"[snnexp][ERROR] - {key}=null: must be one of {options} (or drop the group "
+                  f"with ~{key})", file=sys.stderr)
+            sys.exit(2)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

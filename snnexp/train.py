@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
-from snnexp.config import CONF_DIR, check_config, register_configs
+from snnexp.config import CONF_DIR, check_config, exit_on_null_group, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
 from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
@@ -214,5 +214,12 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``snnexp-train`` and ``python -m snnexp.train``: Hydra's ``main`` behind the command-line
+    checks Hydra itself would answer with a traceback."""
+    exit_on_null_group(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

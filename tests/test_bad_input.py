@@ -1,11 +1,11 @@
 """Issue 6, bad input: each row -> exit code != 0, no traceback, a message naming the key, no
 training started, and the run directories already in ``outputs/`` untouched.
 
-Every row runs the real command-line entry point, ``snnexp.train.main`` (the ``@hydra.main``
-function), run as ``python -m snnexp.train`` does (``runpy``, with the row as ``sys.argv``) in
-this process: the
-same Hydra composition, run dir, logging and exit codes as a shell, without a 3-second torch
-import per row. ``test_bad_input_from_a_shell`` runs a few rows as real subprocesses.
+Every row runs the real command-line entry point, ``snnexp.train.cli`` (its own checks, then the
+``@hydra.main`` function), run as ``python -m snnexp.train`` does (``runpy``, with the row as
+``sys.argv``) in this process: the same Hydra composition, run dir, logging and exit codes as a
+shell, without a 3-second torch import per row. ``test_bad_input_from_a_shell`` runs a few rows
+as real subprocesses.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ ROWS = [
     ("unknown_dataset", ["dataset=nope"], ["dataset", "nope"]),
     ("unknown_optimizer", ["optimizer=nope"], ["optimizer", "nope"]),
     ("unknown_encoder", ["encoder=nope"], ["encoder", "nope"]),
+    ("unknown_scheduler", ["scheduler=nope"], ["scheduler", "nope"]),
+    ("group=null", ["logger=null"], ["logger=null", "none, tensorboard", "~logger"]),
+    ("scheduler=null", ["scheduler=null"], ["scheduler=null", "constant, cosine, step"]),
     ("unknown_key", ["wya=5"], ["wya"]),
     ("test_episodes=0", ["test_episodes=0"], ["test_episodes=0"]),
     ("train_episodes=-5", ["train_episodes=-5"], ["train_episodes=-5"]),
@@ -63,6 +66,8 @@ ROWS = [
 # `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
 EVAL_ROWS = [
     ("eval_ckpt_missing", ["ckpt_path={tmp}/nothing.pt"], ["{tmp}/nothing.pt"]),
+    ("eval_noise=null", ["ckpt_path={tmp}/nothing.pt", "noise=null"],
+     ["noise=null", "gaussian, salt_pepper"]),
     ("eval_ckpt_empty", ["ckpt_path={tmp}/empty.pt"], ["{tmp}/empty.pt", "empty"]),
     ("eval_ckpt_corrupt", ["ckpt_path={tmp}/corrupt.pt"], ["{tmp}/corrupt.pt", "corrupt"]),
     ("eval_ckpt_does_not_fit_its_config", ["ckpt_path={tmp}/misfit.pt"],
@@ -80,7 +85,7 @@ pytestmark = pytest.mark.filterwarnings(
 # rows Hydra rejects while composing (its own message, exit 1); every other row is a UserError:
 # exit code 2 and exactly one ERROR log line
 COMPOSE_ERRORS = {"unknown_model", "unknown_dataset", "unknown_optimizer", "unknown_encoder",
-                  "unknown_key", "non_numeric_seed"}
+                  "unknown_scheduler", "unknown_key", "non_numeric_seed"}
 
 
 def run_dir_name(row_id: str) -> str:
@@ -200,7 +205,7 @@ def test_bad_checkpoint_for_eval_fails_cleanly(workspace, row_id, expected, capf
     check_row(workspace, row_id, code, output, expected, before)
 
 
-SHELL_ROWS = ["way=0", "unknown_model"]
+SHELL_ROWS = ["way=0", "unknown_model", "group=null"]
 
 
 @pytest.mark.parametrize("row_id", SHELL_ROWS)
@@ -214,5 +219,5 @@ def test_bad_input_from_a_shell(workspace, row_id):
 
 def test_rows_cover_every_config_group_with_an_unknown_option():
     covered = {args[0].split("=")[0] for _, args, _ in ROWS if args[0].endswith("=nope")}
-    assert covered == {"model", "dataset", "optimizer", "encoder"}
+    assert covered == {"model", "dataset", "optimizer", "encoder", "scheduler"}
     assert all((CONF_DIR / group).is_dir() for group in covered)

@@ -74,9 +74,13 @@ def test_every_scheduler_is_a_partial_the_learner_finishes_with_its_optimizer(co
         assert learner.scheduler.T_max == 40
 
 
-def test_no_scheduler_by_default(compose_cfg):
+def test_the_default_schedule_keeps_the_learning_rate(compose_cfg):
     learner = builders.build_learner(compose_cfg(), (1, 8, 8), torch.device("cpu"))
-    assert compose_cfg().scheduler is None and learner.scheduler is None
+    lr = learner.optimizer.param_groups[0]["lr"]
+    for _ in range(3):
+        learner.optimizer.step()
+        learner.scheduler.step()
+    assert learner.optimizer.param_groups[0]["lr"] == lr
 
 
 @pytest.mark.parametrize("logger", options("logger"))
