@@ -78,8 +78,8 @@ class RSTDPLearner(Learner):
     name = "rstdp"
     uses_optimizer = False
 
-    def __init__(self, encoder: Any, input_shape: Any, seed: int = 0,
-                 device: str = "cpu", **params: Any) -> None:
+    def __init__(self, encoder: Any, input_shape: Any, seed: int = 0, device: str = "cpu",
+                 **params: Any) -> None:
         cfg = validate(params, tuple(int(s) for s in input_shape))
         self.encoder, self.input_shape, self.cfg = encoder, tuple(int(s) for s in input_shape), cfg
         self.lif = LIFParams(*(float(cfg[k]) for k in LIFParams._fields[:6]))
