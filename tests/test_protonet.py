@@ -89,7 +89,7 @@ def test_direct_encoding_computes_the_first_convolution_once_per_forward():
 
 
 @pytest.mark.parametrize("encoder", [DirectEncoder(), RateEncoder()], ids=["direct", "rate"])
-@pytest.mark.parametrize("readout", ["membrane", "spikes"])
+@pytest.mark.parametrize("readout", ["membrane", "integrator", "spikes"])
 @pytest.mark.parametrize("neuron", ["lif", "relu"])
 def test_gradients_reach_every_layer(encoder, readout, neuron):
     learner = make_learner(encoder=encoder, readout=readout, neuron=neuron, threshold=0.5)
@@ -156,6 +156,26 @@ def test_spike_readout_is_a_firing_rate_and_membrane_readout_is_analog():
     assert torch.allclose(rate * steps, (rate * steps).round(), atol=1e-5)  # k / T
     assert rate.sum() > 0
     assert not torch.allclose(mem * steps, (mem * steps).round(), atol=1e-3)
+
+
+def test_integrator_readout_is_the_leaky_integral_of_the_last_layer_current():
+    """``v[t] = beta * v[t-1] + I[t]`` with no threshold and no reset; embedding = mean_t v[t]."""
+    images, steps, beta = torch.rand(6, 1, 8, 8), 6, 0.9
+    learner = make_learner(readout="integrator", num_steps=steps, beta=beta, threshold=0.05)
+    currents = []
+    learner.net.ops[-1].register_forward_hook(lambda mod, args, out: currents.append(out))
+    learner.net.eval()
+    with torch.no_grad():
+        emb = learner.embed(images)
+    cur = currents[0].unflatten(0, (steps, 6))  # [T, B, D] current into the last layer
+    assert cur.max() > 0.05  # above threshold: a spiking layer would have reset
+    v, mean = torch.zeros_like(cur[0]), torch.zeros_like(cur[0])
+    for t in range(steps):
+        v = beta * v + cur[t]
+        mean += v / steps
+    assert torch.allclose(emb, mean, atol=1e-5)
+    stats = learner.spike_stats()  # the integrator never fires: no spikes of its own
+    assert "layer2/spikes" in stats and "layer3/spikes" not in stats
 
 
 def test_state_dict_round_trip_restores_predictions():

@@ -22,7 +22,7 @@ from snnexp.models.base import Learner
 from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
 
 CHOICES = {"backbone": ("notebook", "snell4"), "neuron": ("lif", "relu"),
-           "padding": ("same", "valid"), "readout": ("membrane", "spikes"),
+           "padding": ("same", "valid"), "readout": ("membrane", "integrator", "spikes"),
            "distance": ("squared", "euclidean")}
 
 

@@ -57,8 +57,11 @@ class SpikingConvNet(nn.Module):
         specs: the layers (``backbone_specs``).
         neuron: ``"lif"`` or ``"relu"`` (ANN twin).
         padding: ``"same"`` (any input size) or ``"valid"``.
-        readout: ``"membrane"`` (time-mean membrane of the last layer) or ``"spikes"``
-            (time-mean spikes of the last layer).
+        readout: ``"membrane"`` (time-mean membrane of the last LIF layer, which spikes and
+            resets as the others do: the notebook's readout), ``"integrator"`` (the last layer
+            is a non-spiking leaky integrator ``v[t] = beta * v[t-1] + I[t]``, no threshold and
+            no reset; the embedding is its time-mean membrane, linear in the spikes it
+            receives) or ``"spikes"`` (time-mean spikes of the last layer).
     """
 
     def __init__(self, input_shape: tuple[int, int, int], specs: list[BlockSpec], *,
@@ -71,12 +74,13 @@ class SpikingConvNet(nn.Module):
         self.macs: list[int] = []  # multiply-accumulates per sample of each op
         self.fan_out: list[int] = []  # synapses leaving each input unit of each op
         shape = tuple(input_shape)
-        for spec in specs:
+        for i, spec in enumerate(specs):
             op, shape_out = _make_op(spec, shape, padding)
+            reset = "none" if readout == "integrator" and i == len(specs) - 1 else "subtract"
             self.ops.append(op)
             self.norms.append(nn.BatchNorm2d(spec.out) if spec.batchnorm else nn.Identity())
             self.lifs.append(snn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad,
-                                       learn_beta=learn_beta))
+                                       learn_beta=learn_beta, reset_mechanism=reset))
             self.macs.append(_macs(op, shape, shape_out))
             self.fan_out.append(spec.out * spec.kernel**2 if spec.kind == "conv" else spec.out)
             shape = shape_out if not spec.pool else (shape_out[0], shape_out[1] // 2,
@@ -98,7 +102,7 @@ class SpikingConvNet(nn.Module):
         Returns:
             ``[B, D]`` embeddings. In eval mode ``self.activity`` then holds, per layer, the
             spikes of its neurons and the spikes it sends on (after pooling), summed over the
-            batch.
+            batch (the ``integrator`` readout's last layer emits none and is left out).
         """
         if self.neuron == "relu":
             return self._forward_ann(x if static else x.mean(0))
@@ -109,11 +113,13 @@ class SpikingConvNet(nn.Module):
             cur = self._current(op, norm, h, first_static)
             spikes, mems = leaky_scan(lif, cur, num_steps, first_static, keep_mem=last)
             out = self._pool(spikes, i)
-            if not self.training:  # spike counts for spike_stats(); skipped in training
+            spiking = not (last and self.readout == "integrator")  # the integrator never fires
+            if not self.training and spiking:  # spike counts for spike_stats(); not in training
                 self.activity.append((spikes.detach().sum(), out.detach().sum()))
-            if self.record:  # [T, B, ...] per layer, then the last layer's membranes
-                self.recorded += [spikes.detach()] + ([mems.detach()] if last else [])
-            h = self._pool(mems, i) if last and self.readout == "membrane" else out
+            if self.record:  # [T, B, ...] per spiking layer, then the last layer's membranes
+                self.recorded += ([spikes.detach()] if spiking else []) + \
+                    ([mems.detach()] if last else [])
+            h = self._pool(mems, i) if last and self.readout != "spikes" else out
         return h.mean(0).flatten(1)
 
     @staticmethod
@@ -139,7 +145,7 @@ class SpikingConvNet(nn.Module):
         for i, (op, norm) in enumerate(zip(self.ops, self.norms, strict=False)):
             pre = norm(op(h))
             last = i == len(self.ops) - 1
-            h = pre if last and self.readout == "membrane" else torch.relu(pre)
+            h = pre if last and self.readout != "spikes" else torch.relu(pre)
             if self.specs[i].pool:
                 h = nn.functional.max_pool2d(h, 2)
         return h.flatten(1)
