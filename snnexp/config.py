@@ -124,6 +124,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     resume: str | None = None
+    init_from: str | None = None
     optimized_metric: str = "val/acc_best"
     paths: PathsConfig = field(default_factory=PathsConfig)
     # group nodes: each option carries its own schema (model, dataset) or is a plain

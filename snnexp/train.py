@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders
+from snnexp.api import resolve_checkpoint
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
 from snnexp.config import CONF_DIR, check_config, exit_on_null_group, register_configs
 from snnexp.errors import UserError
@@ -51,6 +52,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                                cfg.seed, "test")
     make_val(), make_test()  # validate episode shapes against the splits before training
     learner = builders.build_learner(cfg, pool.image_shape, device)
+    if cfg.get("init_from") and resume_state is None:
+        load_initial_weights(learner, cfg.init_from)
     for node in ("optimizer", "scheduler"):
         if not learner.uses_optimizer and cfg.get(node) is not None:
             log.info("%s ignored: model=%s learns by its own plasticity rule", node, learner.name)
@@ -151,6 +154,24 @@ def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) 
                 hparams[f"{node}.{key}"] = value
     logger.log_hparams(hparams, {k: flat[k] for k in ("test/acc", "val/acc_best",
                                                       "test/acc_pixel", "test/acc_untrained")})
+
+
+def load_initial_weights(learner: Any, path: str) -> None:
+    """Start ``learner`` from the network weights of the run or ``.pt`` at ``path``
+    (``init_from``; a run dir gives the weights its test used).
+
+    Only the synaptic weights and batch norms are taken: the neurons (beta, threshold, reset)
+    keep this run's config, and the optimizer, lr schedule and episode count start fresh. The
+    ANN twin's weights fit its SNN (the same parameters), which then fine-tunes them with
+    spikes."""
+    state = load_checkpoint(resolve_checkpoint(path), key="init_from")
+    own, weights = learner.state_dict().get("net"), state.get("learner", {}).get("net")
+    if own is None or weights is None:
+        raise UserError(f"init_from={path}: only a model=protonet run starts from another "
+                        "protonet run's weights")
+    net = {k: own[k] if k.startswith("lifs.") and k in own else v for k, v in weights.items()}
+    load_learner_state(learner, {"learner": {"net": net}}, f"init_from={path}")
+    log.info("initial weights from %s", path)
 
 
 def load_resume(cfg: DictConfig) -> dict[str, Any]:

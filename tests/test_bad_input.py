@@ -62,6 +62,9 @@ ROWS = [
     ("resume_other_model_type", ["resume={prev}", "model=rstdp"], ["model", "rstdp"]),
     ("resume_incompatible_override", ["resume={prev}", "way=3"], ["way"]),
     ("resume_weights_do_not_fit_config", ["resume={tmp}/misfit.pt"], ["resume", "misfit.pt"]),
+    ("init_from_missing", ["init_from={tmp}/nothing.pt"], ["init_from={tmp}/nothing.pt"]),
+    ("init_from_weights_do_not_fit", ["init_from={prev}", "model.embedding_dim=32"],
+     ["init_from={prev}", "do not fit"]),
 ]
 # `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
 EVAL_ROWS = [

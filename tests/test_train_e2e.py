@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import TINY, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -81,3 +82,20 @@ def test_cli_run_dir_holds_config_checkpoints_events_and_metrics(tmp_path):
     assert (saved["way"], saved["shot"], saved["train_episodes"]) == (3, 1, 3)
     assert (run_dir / "train.log").read_text().count("test/acc") == 1
     check_metrics(check_run_dir(run_dir, tensorboard=True), test_episodes=5, way=3, shot=1)
+
+
+def test_init_from_starts_the_snn_from_its_ann_twins_weights(compose_cfg, tmp_path):
+    """``init_from``: the twin's trained network weights, a fresh optimizer and episode count."""
+    twin_dir, snn_dir = tmp_path / "twin", tmp_path / "snn"
+    train(compose_cfg(*TINY, "model.neuron=relu", "model.threshold=0.25", output_dir=twin_dir))
+    twin = load_checkpoint(twin_dir / "checkpoints" / "best.pt")["learner"]["net"]
+    metrics, objects = train(compose_cfg(*TINY, f"init_from={twin_dir}", "optimizer.lr=0",
+                                         "train_episodes=1", output_dir=snn_dir))
+    net = objects["learner"].net.state_dict()
+    for key in ("ops.0.weight", "ops.1.bias", "ops.2.1.weight"):
+        assert torch.equal(net[key], twin[key]), key  # lr 0: still the twin's weights
+    assert float(net["lifs.0.threshold"]) == 1.0  # the neurons keep this run's settings
+    assert metrics["train"]["episodes"] == 1
+    fresh = train(compose_cfg(*TINY, "optimizer.lr=0", "train_episodes=1",
+                              output_dir=tmp_path / "fresh"))[1]["learner"].net.state_dict()
+    assert not torch.equal(fresh["ops.0.weight"], twin["ops.0.weight"])
