@@ -65,6 +65,7 @@ ROWS = [
     ("init_from_missing", ["init_from={tmp}/nothing.pt"], ["init_from={tmp}/nothing.pt"]),
     ("init_from_weights_do_not_fit", ["init_from={prev}", "model.embedding_dim=32"],
      ["init_from={prev}", "do not fit"]),
+    ("init_from_for_rstdp", ["model=rstdp", "init_from={prev}"], ["init_from={prev}", "protonet"]),
 ]
 # `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
 EVAL_ROWS = [
