@@ -1,4 +1,4 @@
-"""Time to a validation accuracy on ``experiment=seed_mnist`` (the notebook's protocol).
+"""Time to a validation accuracy on the data of ``experiment=seed_mnist`` (the notebook's split).
 
 Both runs train on the same episodes of the composed ``seed_mnist`` config (all ten MNIST
 digits, images split in half, 5-way 5-shot 15 queries) and are validated every ``val_every``
