@@ -36,6 +36,7 @@ class PoolConfig:
     split: str = "classes"
     test_fraction: float = 0.5
     rotations: bool = False
+    flips: bool = False
     split_seed: int = 0
 
 

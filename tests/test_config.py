@@ -106,7 +106,9 @@ def test_digits_dataset_instantiates_a_class_disjoint_pool(compose_cfg):
     assert isinstance(pool, ClassPool) and pool.image_shape == (1, 8, 8)
     splits = pool.splits()
     train, test = set(splits["train"].labels.tolist()), set(splits["test"].labels.tolist())
-    assert train == {0, 1, 2, 3, 4} and test == {5, 6, 7, 8, 9}
+    # digits 0-4 and their 7 other symmetries (rotations, mirror images) as classes c + 10 j
+    assert train == {c + 10 * j for c in range(5) for j in range(8)}
+    assert test == {5, 6, 7, 8, 9} and set(splits["val"].labels.tolist()) == {0, 1, 2, 3, 4}
 
 
 @pytest.mark.parametrize("dataset", ["mnist"])

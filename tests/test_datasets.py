@@ -137,6 +137,33 @@ def test_image_split_puts_every_class_in_both_phases_with_disjoint_images():
         assert set(split.labels.tolist()) == {0, 1, 2, 3}
 
 
+def test_flips_and_rotations_add_the_eight_symmetries_as_training_classes():
+    images = torch.rand(40, 1, 3, 3)  # asymmetric 3x3 images, 10 per class
+    pool = ClassPool(images, torch.arange(40) % 4, train_classes=[0, 1], test_classes=[2, 3],
+                     rotations=True, flips=True)
+    splits = pool.splits()
+    train = splits["train"]
+    assert sorted(torch.unique(train.labels).tolist()) == [c + 4 * j for j in range(8)
+                                                           for c in (0, 1)]
+    assert set(splits["test"].labels.tolist()) == {2, 3}  # test and val stay unchanged
+    assert set(splits["val"].labels.tolist()) == {0, 1}
+    original = train.images[train.labels == 1]
+    mirrored = torch.flip(original, dims=(3,))
+    expected = [torch.rot90(x, k, dims=(2, 3)) for x in (original, mirrored) for k in range(4)]
+    for j, want in enumerate(expected):
+        assert torch.equal(train.images[train.labels == 1 + 4 * j], want)
+
+
+def test_flips_without_rotations_add_one_mirrored_class_per_training_class():
+    images = torch.rand(40, 1, 3, 3)
+    pool = ClassPool(images, torch.arange(40) % 4, train_classes=[0, 1], test_classes=[2, 3],
+                     flips=True)
+    train = pool.splits()["train"]
+    assert sorted(torch.unique(train.labels).tolist()) == [0, 1, 4, 5]
+    assert torch.equal(train.images[train.labels == 5],
+                       torch.flip(train.images[train.labels == 1], dims=(3,)))
+
+
 def test_shared_mnist_test_split_loads(shared_data):
     pool = load_idx("MNIST", str(shared_data), **POOL_ARGS)
     assert pool.images.shape == (10_000, 1, 28, 28)

@@ -34,6 +34,8 @@ class ClassPool:
             ``test_fraction`` of each class's images go to the test split).
         rotations: add 90/180/270-degree rotations of the training classes as new classes
             (training split only; Snell et al. 2017).
+        flips: add the left-right mirror images of the training classes (and, with
+            ``rotations``, of their rotations: the 8 symmetries of the square) as new classes.
         split_seed: seed of the image shuffles, independent of the run's seed.
         image_format: how the loader scaled the raw pixels (``snnexp.data.preprocess``);
             ``snnexp.api`` applies the same to a user's images. Default: 8-bit, not inverted.
@@ -43,12 +45,12 @@ class ClassPool:
                  train_classes: list[int] | None = None, test_classes: list[int] | None = None,
                  val_classes: list[int] | None = None, val_fraction: float = 0.2,
                  split: str = "classes", test_fraction: float = 0.5, rotations: bool = False,
-                 split_seed: int = 0, name: str = "dataset",
+                 flips: bool = False, split_seed: int = 0, name: str = "dataset",
                  image_format: ImageFormat | None = None) -> None:
         self.images, self.labels, self.name = images, labels, name
         self.image_format = image_format or ImageFormat()
         self.classes = sorted(int(c) for c in torch.unique(labels))
-        self.split_mode, self.rotations = split, rotations
+        self.split_mode, self.rotations, self.flips = split, rotations, flips
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.rng = np.random.default_rng(split_seed)
         known = set(self.classes)
@@ -95,18 +97,26 @@ class ClassPool:
         else:
             train_idx, val_idx = self._split_images(train_idx, self.val_fraction)
         train = self._take(train_idx)
-        return {"train": self._rotated(train) if self.rotations else train,
+        return {"train": self._symmetries(train),
                 "val": self._take(val_idx), "test": self._take(test_idx)}
 
     def _take(self, index: np.ndarray) -> Split:
         index_t = torch.from_numpy(np.sort(index))
         return Split(self.images[index_t], self.labels[index_t])
 
-    def _rotated(self, split: Split) -> Split:
-        """Add rotations by k*90 degrees (k = 1, 2, 3) as classes ``id + k * offset``."""
+    def _symmetries(self, split: Split) -> Split:
+        """Add the rotated (k*90 degrees) and mirrored images as classes ``id + j * offset``.
+
+        ``j`` numbers the symmetries in the order: rotations k = 0..3 of the images, then the
+        same rotations of their mirror images.
+        """
+        images = [split.images]
+        if self.flips:
+            images.append(torch.flip(split.images, dims=(3,)))
+        if self.rotations:
+            images = [torch.rot90(x, k, dims=(2, 3)) for x in images for k in range(4)]
         offset = max(self.classes) + 1
-        images = [split.images] + [torch.rot90(split.images, k, dims=(2, 3)) for k in (1, 2, 3)]
-        labels = [split.labels + k * offset for k in range(4)]
+        labels = [split.labels + j * offset for j in range(len(images))]
         return Split(torch.cat(images), torch.cat(labels))
 
 
