@@ -110,6 +110,8 @@ class ClassPool:
         ``j`` numbers the symmetries in the order: rotations k = 0..3 of the images, then the
         same rotations of their mirror images.
         """
+        if not (self.flips or self.rotations):
+            return split  # no copy of the training images
         images = [split.images]
         if self.flips:
             images.append(torch.flip(split.images, dims=(3,)))
