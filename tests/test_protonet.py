@@ -128,8 +128,15 @@ def test_any_input_size_gives_embedding_dim_features(side, neuron):
 
 def test_valid_padding_on_too_small_images_is_a_user_error():
     make_learner((1, 28, 28), padding="valid")  # the notebook's layers on MNIST
-    with pytest.raises(UserError, match=r"model\.padding"):
+    with pytest.raises(UserError, match=r"model\.padding=valid: .* use model\.padding=same, "):
         make_learner((1, 8, 8), padding="valid")
+
+
+def test_a_backbone_that_pools_images_away_is_a_user_error_naming_the_poolings():
+    make_learner((1, 16, 16), backbone="snell4")  # four 2x2 poolings: 16 -> 1
+    with pytest.raises(UserError, match=r"model\.backbone=snell4, model\.padding=same: .* "
+                       r"use a backbone with fewer 2x2 poolings \(notebook 2, snell4 4\)"):
+        make_learner((1, 8, 8), backbone="snell4")
 
 
 def test_relu_twin_has_no_time_steps():

@@ -79,8 +79,12 @@ class ProtoNetLearner(Learner):
                                       learn_beta=learn_beta, threshold=threshold,
                                       readout=readout, spike_grad=spike_grad).to(self.device)
         except ValueError as err:
-            raise UserError(f"model.backbone={backbone}, model.padding={padding}: {err}; "
-                            "use model.padding=same or a larger dataset image") from err
+            pools = ", ".join(f"{name} {sum(s.pool for s in backbone_specs(name, 1))}"
+                              for name in CHOICES["backbone"])
+            fix = "model.padding=same, " if padding != "same" else ""
+            raise UserError(f"model.backbone={backbone}, model.padding={padding}: {err}; use "
+                            f"{fix}a backbone with fewer 2x2 poolings ({pools}) or a larger "
+                            "dataset image") from err
         self.optimizer = optimizer(self.net.parameters()) if optimizer is not None else None
         self.scheduler = scheduler(self.optimizer) if scheduler and self.optimizer else None
         self.reset_spike_stats()
