@@ -161,12 +161,12 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)
-    cs.store(group="model", name="protonet_schema", node=ProtoNetConfig)
-    cs.store(group="model", name="rstdp_schema", node=RSTDPConfig)
-    cs.store(group="dataset", name="pool_schema", node=PoolConfig)
-    cs.store(group="dataset", name="idx_schema", node=IdxConfig)
-    cs.store(group="dataset", name="omniglot_schema", node=OmniglotConfig)
-    cs.store(group="dataset", name="folder_schema", node=FolderConfig)
+    cs.store(name="protonet_schema", node=ProtoNetConfig)
+    cs.store(name="rstdp_schema", node=RSTDPConfig)
+    cs.store(name="pool_schema", node=PoolConfig)
+    cs.store(name="idx_schema", node=IdxConfig)
+    cs.store(name="omniglot_schema", node=OmniglotConfig)
+    cs.store(name="folder_schema", node=FolderConfig)
     resolvers = {"project_root": project_root, "unique_dir": unique_dir,
                  "sanitize": sanitize_dirname}
     for name, fn in resolvers.items():
@@ -208,17 +208,32 @@ def sanitize_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9=.,_+-]", "_", name)[:200] or "default"
 
 
-def exit_on_null_group(overrides: list[str]) -> None:
-    """Exit 2 with one line for a ``<group>=null`` override (Hydra 1.3 answers it with a
-    traceback): a group's option is chosen by name (``logger=none``), ``~group`` drops it."""
+def exit_on_bad_group_choice(overrides: list[str]) -> None:
+    """Exit 2 with one line for a group override Hydra would answer with a traceback
+    (``<group>=null``) or with a listing of its search path (an option that is not there).
+
+    A group's option is chosen by name (``logger=none``); ``~group`` drops the group. Sweeps
+    (``encoder=direct,rate``) are checked option by option; Hydra's own groups (``hydra/...``)
+    and sweep functions (``choice(...)``) are left to Hydra.
+    """
     for override in overrides:
         key, _, value = override.lstrip("+").partition("=")
         folder = Path(CONF_DIR) / key
-        if value == "null" and folder.is_dir():
-            options = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-            print(f"[snnexp][ERROR] - {key}=null: must be one of {options} (or drop the group "
-                  f"with ~{key})", file=sys.stderr)
-            sys.exit(2)
+        if key.startswith("hydra") or not folder.is_dir():
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        allowed = ", ".join(options)
+        if value == "null":
+            _exit_with(f"{key}=null: must be one of {allowed} (or drop the group with ~{key})")
+        if re.fullmatch(r"[\w.-]+(,[\w.-]+)*", value):
+            for option in value.split(","):
+                if option not in options:
+                    _exit_with(f"{key}={option}: must be one of {allowed}")
+
+
+def _exit_with(message: str) -> None:
+    print(f"[snnexp][ERROR] - {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders
 from snnexp.api import checkpoint_config, resolve_checkpoint, restore_learner
 from snnexp.checkpoint import load_checkpoint, write_json
-from snnexp.config import CONF_DIR, check_config, exit_on_null_group, register_configs
+from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
 from snnexp.noise import NoisySampler
 from snnexp.train import run_test
@@ -94,9 +94,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """``snnexp-eval`` and ``python -m snnexp.eval``: Hydra's ``main`` behind the command-line
-    checks Hydra itself would answer with a traceback."""
-    exit_on_null_group(sys.argv[1:])
+    """``snnexp-eval`` and ``python -m snnexp.eval``: Hydra's ``main`` behind one-line answers
+    to group choices Hydra itself answers with a traceback or a search-path listing."""
+    exit_on_bad_group_choice(sys.argv[1:])
     main()
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders
 from snnexp.api import resolve_checkpoint
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
-from snnexp.config import CONF_DIR, check_config, exit_on_null_group, register_configs
+from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
 from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
@@ -236,9 +236,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """``snnexp-train`` and ``python -m snnexp.train``: Hydra's ``main`` behind the command-line
-    checks Hydra itself would answer with a traceback."""
-    exit_on_null_group(sys.argv[1:])
+    """``snnexp-train`` and ``python -m snnexp.train``: Hydra's ``main`` behind one-line answers
+    to group choices Hydra itself answers with a traceback or a search-path listing."""
+    exit_on_bad_group_choice(sys.argv[1:])
     main()
 
 

@@ -33,11 +33,14 @@ ROWS = [
     ("shot=0", ["shot=0"], ["shot=0"]),
     ("query=0", ["query=0"], ["query=0"]),
     ("shot+query_too_large", ["shot=30", "query=15"], ["shot+query", "30"]),
-    ("unknown_model", ["model=nope"], ["model", "nope"]),
-    ("unknown_dataset", ["dataset=nope"], ["dataset", "nope"]),
-    ("unknown_optimizer", ["optimizer=nope"], ["optimizer", "nope"]),
-    ("unknown_encoder", ["encoder=nope"], ["encoder", "nope"]),
-    ("unknown_scheduler", ["scheduler=nope"], ["scheduler", "nope"]),
+    ("unknown_model", ["model=nope"], ["model=nope: must be one of protonet, rstdp"]),
+    ("unknown_dataset", ["dataset=nope"],
+     ["dataset=nope", "digits, fashion_mnist, folder, kmnist, mnist, omniglot"]),
+    ("unknown_optimizer", ["optimizer=nope"], ["optimizer=nope", "adam, adamw, sgd"]),
+    ("unknown_encoder", ["encoder=nope"], ["encoder=nope", "direct, latency, rate"]),
+    ("unknown_option_in_a_sweep", ["-m", "encoder=direct,nope"],
+     ["encoder=nope", "direct, latency, rate"]),
+    ("unknown_scheduler", ["scheduler=nope"], ["scheduler=nope", "constant, cosine, step"]),
     ("group=null", ["logger=null"], ["logger=null", "none, tensorboard", "~logger"]),
     ("scheduler=null", ["scheduler=null"], ["scheduler=null", "constant, cosine, step"]),
     ("unknown_key", ["wya=5"], ["wya"]),
@@ -72,6 +75,8 @@ EVAL_ROWS = [
     ("eval_ckpt_missing", ["ckpt_path={tmp}/nothing.pt"], ["{tmp}/nothing.pt"]),
     ("eval_noise=null", ["ckpt_path={tmp}/nothing.pt", "noise=null"],
      ["noise=null", "gaussian, salt_pepper"]),
+    ("eval_unknown_noise", ["ckpt_path={tmp}/nothing.pt", "noise=nope"],
+     ["noise=nope", "gaussian, salt_pepper"]),
     ("eval_ckpt_empty", ["ckpt_path={tmp}/empty.pt"], ["{tmp}/empty.pt", "empty"]),
     ("eval_ckpt_corrupt", ["ckpt_path={tmp}/corrupt.pt"], ["{tmp}/corrupt.pt", "corrupt"]),
     ("eval_ckpt_does_not_fit_its_config", ["ckpt_path={tmp}/misfit.pt"],
@@ -88,8 +93,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 # rows Hydra rejects while composing (its own message, exit 1); every other row is a UserError:
 # exit code 2 and exactly one ERROR log line
-COMPOSE_ERRORS = {"unknown_model", "unknown_dataset", "unknown_optimizer", "unknown_encoder",
-                  "unknown_scheduler", "unknown_key", "non_numeric_seed"}
+COMPOSE_ERRORS = {"unknown_key", "non_numeric_seed"}
 
 
 def run_dir_name(row_id: str) -> str:

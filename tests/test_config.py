@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snnexp import builders
-from snnexp.config import check_config
+from snnexp.config import check_config, exit_on_bad_group_choice
 from snnexp.data.pool import ClassPool
 from snnexp.errors import UserError
 
@@ -156,3 +156,25 @@ def test_check_config_names_the_bad_key(compose_cfg, override, key):
     cfg = compose_cfg(override)
     with pytest.raises(UserError, match=rf"^{key}="):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=rstdp", "+experiment=seed_mnist", "encoder=direct,rate,latency", "logger=none"],
+    ["hydra/launcher=joblib", "hydra/sweeper=optuna"],  # plugin options live outside conf/
+    ["encoder=choice(direct,rate)", "way=3", "model.readout=nope", "~logger"],  # Hydra's to judge
+])
+def test_group_choices_that_exist_or_are_hydras_pass_the_command_line_check(overrides):
+    exit_on_bad_group_choice(overrides)  # returns: nothing to report
+
+
+@pytest.mark.parametrize("override, line", [
+    ("model=nope", "model=nope: must be one of protonet, rstdp"),
+    ("+encoder=direct,nope", "encoder=nope: must be one of direct, latency, rate"),
+    ("logger=null", "logger=null: must be one of none, tensorboard (or drop the group with "
+                    "~logger)"),
+])
+def test_a_group_choice_that_is_not_there_exits_2_with_one_line(override, line, capsys):
+    with pytest.raises(SystemExit) as stop:
+        exit_on_bad_group_choice(["way=3", override])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"[snnexp][ERROR] - {line}\n"
