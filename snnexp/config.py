@@ -156,17 +156,20 @@ class EvalConfig:
     noise: Any = None  # a `noise` option (gaussian, salt_pepper), or null
 
 
+# the schemas by the name the YAML files pull them in with (``/<name>@_here_``)
+SCHEMAS: dict[str, type] = {
+    "train_schema": TrainConfig, "eval_schema": EvalConfig,
+    "protonet_schema": ProtoNetConfig, "rstdp_schema": RSTDPConfig,
+    "pool_schema": PoolConfig, "idx_schema": IdxConfig,
+    "omniglot_schema": OmniglotConfig, "folder_schema": FolderConfig,
+}
+
+
 def register_configs() -> None:
     """Put the schemas and resolvers where Hydra finds them (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="eval_schema", node=EvalConfig)
-    cs.store(name="protonet_schema", node=ProtoNetConfig)
-    cs.store(name="rstdp_schema", node=RSTDPConfig)
-    cs.store(name="pool_schema", node=PoolConfig)
-    cs.store(name="idx_schema", node=IdxConfig)
-    cs.store(name="omniglot_schema", node=OmniglotConfig)
-    cs.store(name="folder_schema", node=FolderConfig)
+    for name, schema in SCHEMAS.items():
+        cs.store(name=name, node=schema)
     resolvers = {"project_root": project_root, "unique_dir": unique_dir,
                  "sanitize": sanitize_dirname}
     for name, fn in resolvers.items():

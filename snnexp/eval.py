@@ -26,6 +26,7 @@ from snnexp.checkpoint import load_checkpoint, write_json
 from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
 from snnexp.noise import NoisySampler
+from snnexp.report import summary_lines
 from snnexp.train import run_test
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)
-    result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
+    result, accs = run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = {
         "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
         "encoder": learner.encoding, "seed": run_cfg.seed,
@@ -80,6 +81,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         **result,
     }
     write_json(Path(run_cfg.paths.output_dir) / "metrics.json", metrics)
+    for line in summary_lines(metrics, accs, run_cfg.paths.output_dir, None):
+        log.info("%s", line)
     return metrics
 
 

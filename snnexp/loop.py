@@ -11,13 +11,11 @@ import contextlib
 import logging
 import math
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from snnexp.checkpoint import atomic_write, save_checkpoint
 from snnexp.data.episodes import EpisodeSampler
@@ -25,6 +23,7 @@ from snnexp.errors import UserError
 from snnexp.loggers import NullLogger
 from snnexp.metrics import evaluate, mean_ci95
 from snnexp.models.base import Learner
+from snnexp.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +122,8 @@ class MetaTrainer:
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> None:
         """Train until ``episodes`` are done; validate and checkpoint along the way."""
-        bar = tqdm(total=self.episodes, initial=self.done, desc="meta-train", unit="ep",
-                   disable=not self.progress, dynamic_ncols=True)
-        with StopSignals() as stop:
+        bar = Progress(self.episodes, "meta-train", bar=self.progress, initial=self.done)
+        with StopSignals() as stop, bar:
             while self.done < self.episodes:
                 start = time.perf_counter()
                 stats = self.learner.meta_train_step(self.train_sampler.sample().to(self.device))
@@ -134,8 +132,7 @@ class MetaTrainer:
                 self.done += 1
                 self.last_train = stats
                 self.logger.log_scalars({f"train/{k}": v for k, v in stats.items()}, self.done)
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+                bar.update(1, stats)
                 if self.done % self.val_every == 0 or self.done == self.episodes:
                     self.validate()
                 if stop.signum is not None:
@@ -143,7 +140,6 @@ class MetaTrainer:
                     log.warning("stopped by %s after episode %d; saved %s",
                                 signal.Signals(stop.signum).name, self.done, path)
                     raise Interrupted(stop.signum)
-        bar.close()
         if self.episodes == 0 or not self.val_history:
             self.validate()
 
@@ -151,8 +147,10 @@ class MetaTrainer:
         """Accuracy on the fixed validation episodes; checkpoint best and last."""
         sampler = self.make_val_sampler()
         episodes = (sampler.sample() for _ in range(self.val_episodes))
-        acc, ci95 = mean_ci95(evaluate({"acc": self.learner.predict_episodes}, episodes,
-                                       self.device)["acc"])
+        with Progress(self.val_episodes, "validation", bar=self.progress) as bar:
+            accs = evaluate({"acc": self.learner.predict_episodes}, episodes, self.device,
+                            on_episode=lambda _: bar.update())
+        acc, ci95 = mean_ci95(accs["acc"])
         self.val_history.append([self.done, acc, ci95])
         improved = acc > self.best["acc"]
         if improved:
@@ -182,7 +180,3 @@ class MetaTrainer:
                             f"episode {self.done + 1}: stopped; {kept}; try a lower "
                             "optimizer.lr")
 
-
-def progress_enabled(multirun: bool) -> bool:
-    """A progress bar only on an interactive terminal and outside sweeps."""
-    return sys.stderr.isatty() and not multirun

@@ -23,10 +23,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders
 from snnexp.api import resolve_checkpoint
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
+from snnexp.cli import override_for_shell
 from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
-from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
+from snnexp.loop import Interrupted, MetaTrainer
 from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
+from snnexp.progress import Progress, bar_wanted
+from snnexp.report import eval_command, summary_lines
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -60,7 +63,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     logger = builders.instantiate(cfg.logger) if cfg.get("logger") else None
     trainer = MetaTrainer(learner, train_sampler, make_val, episodes=cfg.train_episodes,
                           val_every=cfg.val_every, val_episodes=cfg.val_episodes, device=device,
-                          run_dir=run_dir, logger=logger, progress=progress_enabled(is_multirun()),
+                          run_dir=run_dir, logger=logger,
+                          progress=bar_wanted(is_multirun()),
                           snapshot={"config": builders.config_to_dict(cfg),
                                     "data": {"image_shape": list(pool.image_shape),
                                              "image_format": pool.image_format.to_dict()}})
@@ -80,9 +84,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise SystemExit(stop.exit_code) from None
     if cfg.test_from == "best" and (run_dir / "checkpoints" / "best.pt").exists():
         learner.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["learner"])
-    test = run_test(cfg, learner, make_test(), pool.image_shape, device)
+    test, accs = run_test(cfg, learner, make_test(), pool.image_shape, device)
     metrics = {**summary(cfg, trainer, pool.name), "status": "completed", **test}
     write_json(run_dir / "metrics.json", metrics)
+    for line in summary_lines(metrics, accs, run_dir, eval_command(run_dir, override_for_shell)):
+        log.info("%s", line)
     if logger is not None:
         log_final(logger, cfg, metrics, trainer.done)
         logger.close()
@@ -90,8 +96,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
-             device: torch.device) -> dict[str, Any]:
-    """Test on ``cfg.test_episodes`` episodes with the pixel and untrained controls."""
+             device: torch.device) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Test on ``cfg.test_episodes`` episodes with the pixel and untrained controls.
+
+    Returns ``metrics.json``'s ``test`` and ``spikes`` entries, and the per-episode accuracies
+    ``{"acc": [...], "acc_pixel": [...], "acc_untrained": [...]}`` on the identical episodes.
+    """
     with torch.random.fork_rng():  # the same initial weights as this run started from
         torch.manual_seed(cfg.seed)
         untrained = builders.build_learner(cfg, input_shape, device)
@@ -100,16 +110,15 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
                   "acc_pixel": per_episode(pixel_prototype_logits),
                   "acc_untrained": untrained.predict_episodes}
     start = time.perf_counter()
-    accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)), device)
+    with Progress(cfg.test_episodes, "test", bar=bar_wanted(is_multirun())) as bar:
+        accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)),
+                        device, on_episode=lambda _: bar.update())
     wall = time.perf_counter() - start
     test: dict[str, Any] = {"episodes": cfg.test_episodes, "wall_s": wall}
     for name, values in accs.items():
         mean, ci95 = mean_ci95(values)
         test[name], test[name.replace("acc", "ci95")] = mean, ci95
-    log.info("test/acc %.4f ± %.4f over %d episodes | controls: pixel %.4f ± %.4f, "
-             "untrained %.4f ± %.4f", test["acc"], test["ci95"], cfg.test_episodes,
-             test["acc_pixel"], test["ci95_pixel"], test["acc_untrained"], test["ci95_untrained"])
-    return {"test": test, "spikes": learner.spike_stats()}
+    return {"test": test, "spikes": learner.spike_stats()}, accs
 
 
 def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, Any]:

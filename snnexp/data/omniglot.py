@@ -1,16 +1,22 @@
-"""Omniglot (Lake et al. 2015) in torchvision's layout, split by alphabet.
+"""Omniglot (Lake et al. 2015), split by alphabet: torchvision's layout or the bundled copy.
 
-Layout read: ``<root>/omniglot-py/images_background/<alphabet>/<character>/<image>.png`` and,
-when present, ``<root>/omniglot-py/images_evaluation/...`` (torchvision's ``Omniglot``). Every
-character is one class (20 drawings each). Images are resized to ``image_size`` (28x28 as in
-Snell et al. 2017) and inverted (``x = 1 - pixel``: strokes are 1, background 0), so strokes
-drive the spiking input. ``rotations=True`` adds the 90/180/270-degree rotations of the training
-characters as new classes (training split only, see ``ClassPool``).
+The package ships the 8 background alphabets of Omniglot's small background sets (4,840
+drawings of 242 characters, MIT licence, Lake, Salakhutdinov and Tenenbaum) as one 28x28
+array (``omniglot28.npz``, written by ``scripts/build_omniglot_array.py`` with this loader's
+decoding), so ``dataset=omniglot`` works offline. When ``<root>/omniglot-py/`` exists, its
+image folders are read instead: ``<root>/omniglot-py/images_background/<alphabet>/<character>/
+<image>.png`` and, when present, ``<root>/omniglot-py/images_evaluation/...`` (torchvision's
+``Omniglot``). Every character is one class (20 drawings each). Images are resized to
+``image_size`` (28x28 as in Snell et al. 2017) and inverted (``x = 1 - pixel``: strokes are 1,
+background 0), so strokes drive the spiking input. ``rotations=True`` adds the
+90/180/270-degree rotations of the training characters as new classes (training split only,
+see ``ClassPool``).
 
 Splits are alphabet-disjoint:
 
 - both folders: background alphabets train (and validate), evaluation alphabets test;
-- background folder alone: ``test_alphabets`` (required) test, the rest train;
+- background folder alone (the bundled subset too): ``test_alphabets`` test (default
+  ``SUBSET_TEST_ALPHABETS`` when they are present), the rest train;
 - ``val_alphabets``: validation alphabets, removed from training; when ``None``, validation uses
   ``val_fraction`` of the training characters (drawn with ``split_seed``, class-disjoint).
 """
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from snnexp.data.folder import image_size_pair, read_class_images
 from snnexp.data.pool import ClassPool
@@ -31,6 +38,12 @@ from snnexp.errors import UserError
 log = logging.getLogger(__name__)
 
 FOLDERS = ("images_background", "images_evaluation")
+
+
+BUNDLED = Path(__file__).resolve().parent / "omniglot28.npz"
+BUNDLED_SIZE = 28
+# held-out alphabets when there is no images_evaluation folder (the bundled subset)
+SUBSET_TEST_ALPHABETS = ["Korean", "Early_Aramaic"]
 
 
 def find_alphabets(root: str) -> dict[str, list[Path]]:
@@ -65,6 +78,8 @@ def alphabet_split(alphabets: dict[str, str], test_alphabets: list[str] | None,
                             f"(available: {', '.join(names)})")
     if test_alphabets is None:
         test_alphabets = [a for a, f in alphabets.items() if f == FOLDERS[1]]
+        if not test_alphabets and set(SUBSET_TEST_ALPHABETS) <= set(names):
+            test_alphabets = list(SUBSET_TEST_ALPHABETS)
         if not test_alphabets:
             raise UserError("dataset.test_alphabets=null: only images_background is present, "
                             "so name the test alphabets, e.g. dataset.test_alphabets="
@@ -80,6 +95,36 @@ def alphabet_split(alphabets: dict[str, str], test_alphabets: list[str] | None,
     return {"train": train, "val": val, "test": list(test_alphabets)}
 
 
+def character_dirs(alphabet_dirs: list[Path]) -> list[Path]:
+    """The character folders of each alphabet folder, in the loader's order (sorted)."""
+    return [c for a in alphabet_dirs for c in sorted(p for p in a.iterdir() if p.is_dir())]
+
+
+def read_folders(root: str, image_size: int | list[int], cache_dir: str | None
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str], dict[str, str]]:
+    """Decode ``<root>/omniglot-py``: uint8 images ``[N, 1, H, W]``, labels ``[N]`` (character
+    index), the characters as ``<alphabet>/<character>`` and ``{alphabet: folder}``."""
+    found = find_alphabets(root)
+    char_dirs = character_dirs([d for dirs in found.values() for d in dirs])
+    images, labels = read_class_images(char_dirs, image_size_pair(image_size), 1, cache_dir)
+    folders = {d.name: folder for folder, dirs in found.items() for d in dirs}
+    return images, labels, [f"{c.parent.name}/{c.name}" for c in char_dirs], folders
+
+
+def read_bundled(image_size: int | list[int], root: str
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str], dict[str, str]]:
+    """The bundled array (``BUNDLED``), in ``read_folders``' form; only at 28x28."""
+    if image_size_pair(image_size) != (BUNDLED_SIZE, BUNDLED_SIZE):
+        raise UserError(f"dataset.image_size={image_size}: the bundled Omniglot is "
+                        f"{BUNDLED_SIZE}x{BUNDLED_SIZE}; for other sizes set paths.data_dir to "
+                        f"a folder holding omniglot-py/ (none under {root})")
+    with np.load(BUNDLED) as data:
+        images, labels = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
+        characters = [str(c) for c in data["characters"]]
+    folders = {c.split("/")[0]: FOLDERS[0] for c in characters}
+    return images, labels, characters, folders
+
+
 def load_omniglot(root: str, image_size: int | list[int] = 28,
                   test_alphabets: list[str] | None = None,
                   val_alphabets: list[str] | None = None, invert: bool = True,
@@ -89,7 +134,8 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
     """Omniglot as a ``ClassPool`` with alphabet-disjoint train/val/test classes.
 
     Args:
-        root: the folder holding ``omniglot-py/`` (``paths.data_dir``).
+        root: the folder holding ``omniglot-py/`` (``paths.data_dir``); without one, the
+            bundled 28x28 subset is used.
         image_size: ``H = W`` or ``[H, W]`` (28 in Snell et al.).
         test_alphabets, val_alphabets: see the module docstring.
         invert: strokes 1, background 0 (``True``) or the files' black on white.
@@ -107,13 +153,14 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
     if pool_args.get("split", "classes") != "classes":
         raise UserError(f"dataset.split={pool_args['split']}: omniglot supports only classes "
                         "(alphabet-disjoint splits)")
-    found = find_alphabets(root)
-    alphabets = {d.name: folder for folder, dirs in found.items() for d in dirs}
-    split = alphabet_split(alphabets, test_alphabets, val_alphabets)
-    alphabet_dirs = [d for dirs in found.values() for d in dirs]
-    char_dirs = [c for a in alphabet_dirs for c in sorted(p for p in a.iterdir() if p.is_dir())]
-    alphabet_of = np.array([c.parent.name for c in char_dirs])
-    images, labels = read_class_images(char_dirs, image_size_pair(image_size), 1, cache_dir)
+    if (Path(root).expanduser() / "omniglot-py").is_dir():
+        images, labels, characters, folders = read_folders(root, image_size, cache_dir)
+        source = f"{Path(root).expanduser() / 'omniglot-py'}"
+    else:
+        images, labels, characters, folders = read_bundled(image_size, root)
+        source = f"the bundled 28x28 subset (no omniglot-py/ under {root})"
+    alphabet_of = np.array([c.split("/")[0] for c in characters])
+    split = alphabet_split(folders, test_alphabets, val_alphabets)
     image_format = ImageFormat(pixel_max=255.0, invert=invert)
     x = to_unit_range(images, image_format)
     ids = {part: np.flatnonzero(np.isin(alphabet_of, names)).tolist()
@@ -124,9 +171,9 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
                               replace=False).tolist())
         ids["val"] = sorted(held)
         ids["train"] = [c for c in ids["train"] if c not in held]
-    log.info("omniglot: %d characters, %d images | train %d chars (%s) | val %d | test %d (%s)",
-             len(char_dirs), len(labels), len(ids["train"]), ", ".join(split["train"]),
-             len(ids["val"]), len(ids["test"]), ", ".join(split["test"]))
+    log.info("omniglot from %s: %d characters, %d images | train %d chars (%s) | val %d | "
+             "test %d (%s)", source, len(characters), len(labels), len(ids["train"]),
+             ", ".join(split["train"]), len(ids["val"]), len(ids["test"]), ", ".join(split["test"]))
     pool = ClassPool(x, labels, train_classes=ids["train"], test_classes=ids["test"],
                      val_classes=ids["val"], val_fraction=val_fraction, split_seed=split_seed,
                      name="omniglot", image_format=image_format, **pool_args)
