@@ -26,7 +26,14 @@ from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
 from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer, progress_enabled
-from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
+from snnexp.metrics import (
+    episodes_fingerprint,
+    evaluate,
+    mean_ci95,
+    per_episode,
+    per_episode_correct,
+    pixel_prototype_logits,
+)
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -99,6 +106,7 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     predictors = {"acc": learner.predict_episodes,
                   "acc_pixel": per_episode(pixel_prototype_logits),
                   "acc_untrained": untrained.predict_episodes}
+    fingerprint = episodes_fingerprint(sampler)  # before drawing: identifies these episodes
     start = time.perf_counter()
     accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)), device)
     wall = time.perf_counter() - start
@@ -106,6 +114,9 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     for name, values in accs.items():
         mean, ci95 = mean_ci95(values)
         test[name], test[name.replace("acc", "ci95")] = mean, ci95
+    queries = cfg.way * cfg.query
+    test["per_episode"] = {"queries": queries, "episodes_sha1": fingerprint,
+                           "correct": per_episode_correct(accs, queries)}
     log.info("test/acc %.4f ± %.4f over %d episodes | controls: pixel %.4f ± %.4f, "
              "untrained %.4f ± %.4f", test["acc"], test["ci95"], cfg.test_episodes,
              test["acc_pixel"], test["ci95_pixel"], test["acc_untrained"], test["ci95_untrained"])
