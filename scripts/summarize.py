@@ -54,6 +54,8 @@ SERIES = [("test_acc", "model", "-", "o"), ("test_acc_pixel", "pixel control", "
           ("test_acc_untrained", "untrained control", ":", "^")]
 # the key of the replicates a group averages over
 REPLICATE = "seed"
+# more groups than this in the learning curves: one panel per value of the first group key
+FACET_AFTER = 6
 # fields of metrics.json named in plot titles when constant and not an override
 TITLE_FIELDS = ["model", "dataset", "way", "shot", "query"]
 # overrides that do not change a result: left out of plot titles
@@ -222,11 +224,11 @@ def _correct(record: dict[str, Any], name: str = "acc") -> list[int]:
     return (record.get("correct") or {}).get(name) or []
 
 
-def compare(pairs: list[tuple[dict[str, Any], dict[str, Any]]],
-            episodes: dict[str, dict]) -> dict[str, Any]:
+def compare(pairs: list[tuple[dict[str, Any], dict[str, Any]]], episodes: dict[str, dict],
+            paired_on: list[str]) -> dict[str, Any]:
     """Test accuracy of ``run`` minus ``baseline`` over ``pairs`` of runs that share every
     override but the baseline key(s) (so the seed too): ``diff``, ``diff_ci95``, ``pairs``,
-    ``pairing``.
+    ``pairing`` (how, naming the keys of ``paired_on`` that differ between the pairs).
 
     * two or more pairs: the mean of the per-pair differences with its t-interval across
       pairs. Training varies with the seed, so only an interval across seeds speaks for the
@@ -236,14 +238,16 @@ def compare(pairs: list[tuple[dict[str, Any], dict[str, Any]]],
       trained networks (e.g. one checkpoint under two noise levels), not across seeds.
     * one pair without identical per-episode results: the difference, no interval.
     """
-    diffs = [float(r["test_acc"]) - float(b["test_acc"]) for r, b in pairs
+    pairs = [(r, b) for r, b in pairs
              if _is_number(r.get("test_acc")) and _is_number(b.get("test_acc"))]
+    diffs = [float(r["test_acc"]) - float(b["test_acc"]) for r, b in pairs]
     if len(diffs) >= 2:
         identical = all(same_episodes(episodes.get(r["run"], {}), episodes.get(b["run"], {}))
                         for r, b in pairs)
         mean, ci95 = mean_ci95(diffs)
-        how = f"by seed, {len(diffs)} pairs" + (" (identical test episodes within each pair)"
-                                                 if identical else "")
+        between = varying_keys([r for r, _ in pairs], paired_on) or ["all other overrides"]
+        how = f"by {', '.join(between)}, {len(diffs)} pairs" + (
+            " (identical test episodes within each pair)" if identical else "")
         return {"diff": mean, "diff_ci95": ci95, "pairs": len(diffs), "pairing": how}
     if len(diffs) == 1:
         (run, base), = pairs
@@ -276,7 +280,7 @@ def baseline_differences(rows: list[dict[str, Any]], groups: list[dict[str, Any]
             continue
         members = [r for r in rows if all(str(r.get(k)) == g[k] for k in keys)]
         pairs = [(r, base_runs[match(r)]) for r in members if match(r) in base_runs]
-        out.append({**{k: g[k] for k in keys}, **compare(pairs, episodes)})
+        out.append({**{k: g[k] for k in keys}, **compare(pairs, episodes, others)})
     return out
 
 
@@ -310,7 +314,12 @@ def _short(value: Any, width: int = 80) -> str:
     text = str(value)
     if "/" in text.rstrip("/"):
         text = "…/" + Path(text).name
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _label(values: dict[str, str], width: int = 40) -> str:
+    """``key=value, ...`` with each value cut for a legend."""
+    return ", ".join(f"{k}={_short(v, width)}" for k, v in values.items())
 
 
 def title(rows: list[dict[str, Any]], override_keys: list[str], shown: list[str],
@@ -411,7 +420,7 @@ def plot_accuracy(rows: list[dict[str, Any]], x: str | None, keys: list[str],
         ax.set_xlabel(x or "")
         ax.grid(alpha=0.3)
         if facet_keys:
-            ax.set_title(", ".join(f"{k}={v}" for k, v in facet_values.items()), fontsize=10)
+            ax.set_title(_label(facet_values), fontsize=10)
         if not numeric:
             ax.set_xlim(-0.5, len(x_values) - 0.5)
     _accuracy_limits(axes[0][0], lows, highs)
@@ -423,7 +432,7 @@ def plot_accuracy(rows: list[dict[str, Any]], x: str | None, keys: list[str],
 
     handles = [Line2D([], [], color=colours(i % colours.N), linestyle=style, marker=marker,
                       alpha=1.0 if j == 0 else 0.6,
-                      label=", ".join([*(f"{k}={v}" for k, v in values.items()), series]))
+                      label=", ".join(p for p in (_label(values), series) if p))
                for i, values in enumerate(lines)
                for j, (_, series, style, marker) in enumerate(SERIES)]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
@@ -440,51 +449,65 @@ def plot_learning_curves(rows: list[dict[str, Any]], keys: list[str],
                          histories: dict[str, list], override_keys: list[str],
                          out: Path) -> Path | None:
     """Validation accuracy vs meta-training episode per group: the mean across its runs with a
-    shaded 95% t-interval across them (where two or more runs reach that episode)."""
+    shaded 95% t-interval across them (where two or more runs reach that episode). More than
+    ``FACET_AFTER`` groups over two or more keys: one panel per value of the first key."""
     import matplotlib.pyplot as plt
-
-    parts = split(rows, keys)
-    colours = plt.get_cmap("tab10" if len(parts) <= 10 else "tab20")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn, lows, highs = 0, [], []
-    for i, (values, members) in enumerate(parts):
-        curves: dict[float, list[float]] = {}
-        for r in members:
-            for episode, acc, *_ in histories.get(r["run"], []):
-                if _is_number(acc):
-                    curves.setdefault(float(episode), []).append(float(acc))
-        if not curves:
-            continue
-        episodes = sorted(curves)
-        stats = [mean_ci95(curves[e]) for e in episodes]
-        means = [m for m, _ in stats]
-        half = [h if _is_number(h) else 0.0 for _, h in stats]
-        label = ", ".join(f"{k}={v}" for k, v in values.items()) or "all runs"
-        label = f"{_short(label, 48)} (n={len(members)})"
-        colour = colours(i % colours.N)
-        lows += [m - h for m, h in zip(means, half, strict=True)]
-        highs += [m + h for m, h in zip(means, half, strict=True)]
-        ax.plot(episodes, means, marker=".", color=colour, label=label)
-        ax.fill_between(episodes, [m - h for m, h in zip(means, half, strict=True)],
-                        [m + h for m, h in zip(means, half, strict=True)], color=colour,
-                        alpha=0.2, linewidth=0)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
     from matplotlib.ticker import MaxNLocator
 
-    steps = sorted({float(e) for r in rows for e, *_ in histories.get(r["run"], [])})
-    if len(steps) <= 12:
-        ax.set_xticks(steps, [f"{e:g}" for e in steps])
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
-    _accuracy_limits(ax, lows, highs)
-    ax.set_xlabel("meta-training episode")
-    ax.set_ylabel("validation accuracy\n(mean, shaded: 95% t-interval across seeds)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    ax.set_title(title(rows, override_keys, keys), fontsize=9)
+    rows = [r for r in rows if histories.get(r["run"])]
+    if not rows:
+        return None
+    many = len(split(rows, keys)) > FACET_AFTER and len(keys) >= 2
+    facet_keys, line_keys = (keys[:1], keys[1:]) if many else ([], keys)
+    facets = split(rows, facet_keys)
+    lines = [values for values, _ in split(rows, line_keys)]
+    colours = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, len(facets), figsize=(1.5 + 4.6 * len(facets), 4.5),
+                             sharey=True, squeeze=False)
+    lows: list[float] = []
+    highs: list[float] = []
+    steps = sorted({float(e) for r in rows for e, *_ in histories[r["run"]]})
+    for ax, (facet_values, facet_rows) in zip(axes[0], facets, strict=True):
+        for values, members in split(facet_rows, line_keys):
+            curves: dict[float, list[float]] = {}
+            for r in members:
+                for episode, acc, *_ in histories[r["run"]]:
+                    if _is_number(acc):
+                        curves.setdefault(float(episode), []).append(float(acc))
+            episodes = sorted(curves)
+            means, half = [], []
+            for e in episodes:
+                mean, h = mean_ci95(curves[e])
+                means.append(mean)
+                half.append(h if _is_number(h) else 0.0)
+            low = [m - h for m, h in zip(means, half, strict=True)]
+            high = [m + h for m, h in zip(means, half, strict=True)]
+            lows, highs = lows + low, highs + high
+            colour = colours(lines.index(values) % colours.N)
+            ax.plot(episodes, means, marker=".", color=colour,
+                    label=f"{_label(values) or 'all runs'} (n={len(members)})")
+            ax.fill_between(episodes, low, high, color=colour, alpha=0.15, linewidth=0)
+        if len(steps) <= 12:
+            ax.set_xticks(steps, [f"{e:g}" for e in steps])
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+        ax.set_xlabel("meta-training episode")
+        ax.grid(alpha=0.3)
+        if facet_keys:
+            ax.set_title(_label(facet_values), fontsize=10)
+    _accuracy_limits(axes[0][0], lows, highs)
+    axes[0][0].set_ylabel("validation accuracy\n(mean, shaded: 95% t-interval across seeds)",
+                          fontsize=9)
+    handles, labels = {}, []
+    for ax in axes[0]:  # one legend entry per line, whichever panel drew it
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            key = label.rsplit(" (n=", 1)[0]
+            if key not in handles:
+                handles[key] = handle
+                labels.append(label)
+    fig.legend(list(handles.values()), labels, fontsize="x-small", loc="center left",
+               bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(title(rows, override_keys, keys), fontsize=9)
     fig.tight_layout()
     path = out / "learning_curves.png"
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -185,7 +185,8 @@ def test_baseline_pairs_runs_by_seed_with_a_t_interval_across_pairs(
         low, high = stats.t.interval(0.95, 1, loc=np.mean(d), scale=stats.sem(d))
         assert float(groups[std]["diff"]) == pytest.approx(np.mean(d))
         assert float(groups[std]["diff_ci95"]) == pytest.approx((high - low) / 2)
-        assert groups[std]["pairing"].startswith("by seed, 2 pairs")
+        assert groups[std]["pairing"] == \
+            "by seed, 2 pairs (identical test episodes within each pair)"
     assert "minus the baseline noise.std=0.0" in printed and "by seed, 2 pairs" in printed
     assert "minus the baseline" in (root / "summary" / "summary.md").read_text()
 
