@@ -37,8 +37,22 @@ def atomic_write(path: str | Path, write: Any) -> None:
         raise
 
 
+def json_text(data: Any, indent: int = 0) -> str:
+    """``data`` as JSON, keys sorted, two-space indents, but a list of scalars on one line (a
+    history row, the per-episode counts of a test) rather than one number per line."""
+    pad = " " * indent
+    if isinstance(data, dict) and data:
+        items = [f"{pad}  {json.dumps(str(k))}: {json_text(v, indent + 2)}"
+                 for k, v in sorted(data.items(), key=lambda kv: str(kv[0]))]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(data, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in data):
+        items = [f"{pad}  {json_text(v, indent + 2)}" for v in data]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(data, allow_nan=True)
+
+
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    text = json_text(data) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
 
 

@@ -69,7 +69,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)
-    result, accs = run_test(run_cfg, learner, sampler, pool.image_shape, device)
+    result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = {
         "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
         "encoder": learner.encoding, "seed": run_cfg.seed,
@@ -81,7 +81,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         **result,
     }
     write_json(Path(run_cfg.paths.output_dir) / "metrics.json", metrics)
-    for line in summary_lines(metrics, accs, run_cfg.paths.output_dir, None):
+    for line in summary_lines(metrics, run_cfg.paths.output_dir, None):
         log.info("%s", line)
     return metrics
 

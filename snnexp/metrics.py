@@ -1,28 +1,62 @@
 """Few-shot evaluation: accuracy over test episodes with a 95% confidence interval, and controls.
 
 Every test report carries two controls computed on the identical episodes: nearest prototype in
-input space (``pixel``) and the same model with its initial weights (``untrained``).
+input space (``pixel``) and the same model with its initial weights (``untrained``), and the
+number of correct queries of each per episode (``per_episode_correct``) with a fingerprint of the
+episodes (``episodes_fingerprint``), so that runs tested on identical episodes can be compared
+episode by episode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
-from snnexp.data.episodes import Episode
+from snnexp.data.episodes import Episode, EpisodeSampler
 
 
 def mean_ci95(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and half-width of its 95% confidence interval, ``1.96 * std / sqrt(n)``."""
+    """Mean and half-width of its 95% Student-t confidence interval.
+
+    ``half = t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation
+    (``ddof=1``), so ``mean ± half`` equals ``scipy.stats.t.interval(0.95, n-1, mean, s/sqrt(n))``.
+    One value has no spread to estimate: its half-width is ``nan``; no values give ``(nan, nan)``.
+    """
     array = np.asarray(list(values), dtype=np.float64)
     if array.size == 0:
         return float("nan"), float("nan")
-    return float(array.mean()), float(1.96 * array.std() / math.sqrt(array.size))
+    if array.size == 1:
+        return float(array[0]), float("nan")
+    sem = array.std(ddof=1) / math.sqrt(array.size)
+    return float(array.mean()), float(stats.t.ppf(0.975, array.size - 1) * sem)
+
+
+def per_episode_correct(accs: dict[str, list[float]], queries: int) -> dict[str, list[int]]:
+    """Accuracies per episode (``k / queries``) -> the exact counts ``k`` of correct queries."""
+    return {name: [round(a * queries) for a in values] for name, values in accs.items()}
+
+
+def episodes_fingerprint(sampler: Any) -> str | None:
+    """Short hash of the episodes ``sampler`` will draw from now on: its split (images, labels),
+    episode shape and generator state. Equal fingerprints mean identical clean episodes; a
+    ``NoisySampler`` is fingerprinted by the sampler it corrupts (the noise is the treatment).
+    ``None`` for a sampler of another kind."""
+    base = getattr(sampler, "sampler", sampler)
+    if not isinstance(base, EpisodeSampler):
+        return None
+    digest = hashlib.sha1(json.dumps([base.way, base.shot, base.query,
+                                      base.rng.bit_generator.state], sort_keys=True).encode())
+    digest.update(base.labels.cpu().contiguous().numpy().tobytes())
+    digest.update(base.images.cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def accuracy(logits: Any, labels: torch.Tensor) -> float:

@@ -44,11 +44,14 @@ def difference(model: Sequence[float], control: Sequence[float]) -> str:
     return f"{text} (the model is BELOW this control)" if gain < 0 else text
 
 
-def summary_lines(metrics: dict[str, Any], per_episode: dict[str, Sequence[float]],
-                  run_dir: str | Path, eval_command: str | None) -> list[str]:
-    """The end-of-run block for ``metrics`` (``metrics.json``'s layout) and the per-episode
-    accuracies of the model (``acc``) and its controls on the identical test episodes."""
+def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
+                  eval_command: str | None) -> list[str]:
+    """The end-of-run block for ``metrics`` (``metrics.json``'s layout, with the per-episode
+    counts of the model and its controls on the identical test episodes)."""
     test = metrics["test"]
+    record = test.get("per_episode", {})
+    per_episode = {k: [c / record["queries"] for c in counts]
+                   for k, counts in record.get("correct", {}).items()}
     width = 19
     row = lambda label, text: f"{label:<{width}}{text}"  # noqa: E731
     lines = [f"== {metrics['model']} on {metrics['dataset']}: {metrics['way']}-way "

@@ -27,7 +27,14 @@ from snnexp.cli import override_for_shell
 from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer
-from snnexp.metrics import evaluate, mean_ci95, per_episode, pixel_prototype_logits
+from snnexp.metrics import (
+    episodes_fingerprint,
+    evaluate,
+    mean_ci95,
+    per_episode,
+    per_episode_correct,
+    pixel_prototype_logits,
+)
 from snnexp.progress import Progress, bar_wanted
 from snnexp.report import eval_command, summary_lines
 
@@ -84,10 +91,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise SystemExit(stop.exit_code) from None
     if cfg.test_from == "best" and (run_dir / "checkpoints" / "best.pt").exists():
         learner.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["learner"])
-    test, accs = run_test(cfg, learner, make_test(), pool.image_shape, device)
+    test = run_test(cfg, learner, make_test(), pool.image_shape, device)
     metrics = {**summary(cfg, trainer, pool.name), "status": "completed", **test}
     write_json(run_dir / "metrics.json", metrics)
-    for line in summary_lines(metrics, accs, run_dir, eval_command(run_dir, override_for_shell)):
+    for line in summary_lines(metrics, run_dir, eval_command(run_dir, override_for_shell)):
         log.info("%s", line)
     if logger is not None:
         log_final(logger, cfg, metrics, trainer.done)
@@ -96,12 +103,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
-             device: torch.device) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """Test on ``cfg.test_episodes`` episodes with the pixel and untrained controls.
-
-    Returns ``metrics.json``'s ``test`` and ``spikes`` entries, and the per-episode accuracies
-    ``{"acc": [...], "acc_pixel": [...], "acc_untrained": [...]}`` on the identical episodes.
-    """
+             device: torch.device) -> dict[str, Any]:
+    """Test on ``cfg.test_episodes`` episodes with the pixel and untrained controls; return
+    ``metrics.json``'s ``test`` and ``spikes`` entries."""
     with torch.random.fork_rng():  # the same initial weights as this run started from
         torch.manual_seed(cfg.seed)
         untrained = builders.build_learner(cfg, input_shape, device)
@@ -109,6 +113,7 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     predictors = {"acc": learner.predict_episodes,
                   "acc_pixel": per_episode(pixel_prototype_logits),
                   "acc_untrained": untrained.predict_episodes}
+    fingerprint = episodes_fingerprint(sampler)  # before drawing: identifies these episodes
     start = time.perf_counter()
     with Progress(cfg.test_episodes, "test", bar=bar_wanted(is_multirun())) as bar:
         accs = evaluate(predictors, (sampler.sample() for _ in range(cfg.test_episodes)),
@@ -118,7 +123,10 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     for name, values in accs.items():
         mean, ci95 = mean_ci95(values)
         test[name], test[name.replace("acc", "ci95")] = mean, ci95
-    return {"test": test, "spikes": learner.spike_stats()}, accs
+    queries = cfg.way * cfg.query
+    test["per_episode"] = {"queries": queries, "episodes_sha1": fingerprint,
+                           "correct": per_episode_correct(accs, queries)}
+    return {"test": test, "spikes": learner.spike_stats()}
 
 
 def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, Any]:

@@ -57,6 +57,14 @@ def test_eval_without_overrides_reproduces_the_runs_own_test(run_dir: Path,
     assert written["noise"] is None and written["way"] == trained["way"]
     for key in ("acc", "ci95", "acc_pixel", "acc_untrained", "episodes"):
         assert written["test"][key] == pytest.approx(trained["test"][key])
+    # the same episodes, each predictor's correct queries per episode kept exactly
+    record = written["test"]["per_episode"]
+    assert record == trained["test"]["per_episode"] and record["episodes_sha1"]
+    assert record["queries"] == trained["way"] * trained["query"]
+    for name in ("acc", "acc_pixel", "acc_untrained"):
+        assert len(record["correct"][name]) == written["test"]["episodes"]
+        assert sum(record["correct"][name]) / (record["queries"] * written["test"]["episodes"]) \
+            == pytest.approx(written["test"][name])
     assert metrics["test"] == written["test"]
 
 
@@ -76,6 +84,9 @@ def test_eval_applies_noise_and_another_way_to_the_same_episodes(run_dir: Path,
     again = evaluate(tmp_path / "again", f"ckpt_path={run_dir}", "way=3", "shot=1",
                      "noise=gaussian", "noise.std=0.5")
     assert again["test"]["acc"] == noisy["test"]["acc"]  # seeded
+    # noise is the treatment: the clean episodes underneath are the same
+    assert noisy["test"]["per_episode"]["episodes_sha1"] == \
+        clean["test"]["per_episode"]["episodes_sha1"]
     assert again["test"]["acc_pixel"] == noisy["test"]["acc_pixel"]
 
 
