@@ -157,8 +157,8 @@ class MetaTrainer:
             self.best = {"acc": acc, "episode": self.done}
         self.logger.log_scalars({"val/acc": acc, "val/acc_best": self.best["acc"]}, self.done)
         self._log_summaries(sampler)
-        log.info("episode %d: val/acc %.4f ± %.4f (best %.4f at %d)", self.done, acc, ci95,
-                 self.best["acc"], self.best["episode"])
+        log.info("episode %d: validation accuracy %.1f ± %.1f %% (best %.1f %% at episode %d)",
+                 self.done, 100 * acc, 100 * ci95, 100 * self.best["acc"], self.best["episode"])
         if improved:
             self.save("best")
         self.save("last")

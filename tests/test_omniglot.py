@@ -119,6 +119,7 @@ def test_second_load_comes_from_the_cache(fake_root: Path, tmp_path: Path, monke
 
 
 def test_missing_folder_raises_one_line_user_error_naming_it(tmp_path: Path):
+    (tmp_path / "omniglot-py").mkdir()  # a layout without images_background
     with pytest.raises(UserError) as err:
         load_omniglot(str(tmp_path), test_alphabets=["Korean"])
     message = str(err.value)
@@ -184,3 +185,28 @@ def test_shared_background_set_splits_korean_and_early_aramaic_off(tmp_path: Pat
     assert alphabets_of(pool, splits["val"].labels) == {"Greek"}
     assert len(torch.unique(splits["train"].labels)) == 4 * (242 - 62 - 24)
     assert 0.02 < float(pool.images.mean()) < 0.3  # strokes bright on a dark background
+
+
+def test_without_omniglot_py_the_bundled_subset_is_read(tmp_path: Path):
+    pool = load_omniglot(str(tmp_path / "nothing_here"), val_alphabets=["Greek"])
+    assert pool.images.shape == (4840, 1, 28, 28)
+    assert len(pool.classes) == 242
+    assert alphabets_of(pool, pool.splits()["test"].labels) == {"Korean", "Early_Aramaic"}
+    assert alphabets_of(pool, pool.splits()["val"].labels) == {"Greek"}
+    assert float(pool.images[:, 0, 0, 0].max()) == 0.0  # inverted: blank paper is 0
+
+
+def test_the_bundled_subset_refuses_other_sizes(tmp_path: Path):
+    with pytest.raises(UserError, match=r"dataset.image_size=32: the bundled Omniglot is 28x28"):
+        load_omniglot(str(tmp_path), image_size=32)
+
+
+def test_bundled_array_equals_the_decoded_pngs():
+    """The shipped array is the loader's own decoding of the shared PNGs, pixel for pixel."""
+    if not (SHARED / "omniglot-py" / "images_background").is_dir():
+        pytest.skip(f"shared Omniglot PNGs not found at {SHARED}")
+    from_pngs = load_omniglot(str(SHARED), test_alphabets=["Korean"], cache_dir=None)
+    bundled = load_omniglot(str(SHARED / "absent"), test_alphabets=["Korean"])
+    assert torch.equal(from_pngs.images, bundled.images)
+    assert torch.equal(from_pngs.labels, bundled.labels)
+    assert from_pngs.alphabet_of == bundled.alphabet_of
