@@ -54,10 +54,10 @@ def test_durations_read_as_a_person_writes_them(seconds, text):
 
 
 def test_without_a_terminal_progress_logs_count_rate_and_time_left(caplog):
-    with caplog.at_level(logging.INFO, logger="snnexp.progress"):
-        with Progress(10, "test", bar=False, interval=0.0) as bar:
-            for _ in range(10):
-                bar.update()
+    with (caplog.at_level(logging.INFO, logger="snnexp.progress"),
+          Progress(10, "test", bar=False, interval=0.0) as bar):
+        for _ in range(10):
+            bar.update()
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 9  # every step but the last, at interval 0
     assert lines[3].startswith("test: 4/10 episodes (40%), ")
