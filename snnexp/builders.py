@@ -54,8 +54,8 @@ def configure_torch(threads: int | None) -> int:
 
     LIF membranes decay geometrically towards 0 on blank pixels and reach denormal floats,
     which are about 10x slower on x86 CPUs; flushing them changes no spike. Freed memory stays
-    in the heap (``snnexp.malloc``): a 28x28 T=50 training step took 2.9-3.2 s with it vs
-    3.1-6.7 s without, alternated in one process on 1 thread.
+    in the heap (``snnexp.malloc``), which spares the allocator's work on every step
+    (``scripts/bench.py`` measures it).
     """
     torch.set_flush_denormal(True)
     retain_freed_memory()
