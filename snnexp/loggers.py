@@ -19,6 +19,9 @@ class NullLogger:
     def log_images(self, images: dict[str, Any], step: int) -> None:
         """Write ``{tag: float array [H, W] or [3, H, W] in [0, 1]}``."""
 
+    def log_figures(self, figures: dict[str, Any], step: int) -> None:
+        """Write ``{tag: matplotlib Figure}`` as images (``snnexp.plots``)."""
+
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         """Write ``{tag: array}`` as histograms."""
 
@@ -51,6 +54,13 @@ class TensorBoardLogger(NullLogger):
         for tag, image in images.items():
             array = np.asarray(image, dtype=np.float32)
             self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "CHW")
+
+    def log_figures(self, figures: dict[str, Any], step: int) -> None:
+        from snnexp.plots import figure_to_rgb
+
+        for tag, figure in figures.items():
+            self.writer.add_image(tag, figure_to_rgb(figure), step, dataformats="CHW")
+            figure.clear()  # drop the artists now; the figure is not registered with pyplot
 
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         for tag, value in values.items():
