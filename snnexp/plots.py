@@ -33,9 +33,9 @@ def raster_figure(layers: dict[str, Any], max_neurons: int = MAX_NEURONS) -> Any
         max_neurons: at most this many neurons per panel: of the neurons that fire at least
             once, all of them or that many evenly spaced, each drawn at its own index.
 
-    Each title says how many neurons fire and how many are drawn (``128 of 812 firing,
-    N=1024``) and gives the layer's firing rate over all ``N`` neurons and ``T`` steps,
-    ``sum(s) / (N * T)`` spikes per neuron per step.
+    Each title gives the layer's ``N``, how many of its neurons fire and how many of those are
+    drawn, and its firing rate over all ``N`` neurons and ``T`` steps, ``sum(s) / (N * T)``
+    spikes per neuron per step.
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -55,9 +55,9 @@ def raster_figure(layers: dict[str, Any], max_neurons: int = MAX_NEURONS) -> Any
         ax.set_xlabel("time step", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         rate = float(flat.mean()) if flat.size else 0.0
-        drawn = f"{len(shown)} of " if len(shown) < len(firing) else ""
-        ax.set_title(f"{name}: {drawn}{len(firing)} firing, N={n}\n"
-                     f"rate {rate:.3f} spikes/neuron/step", fontsize=8)
+        drawn = f", {len(shown)} shown" if len(shown) < len(firing) else ""
+        ax.set_title(f"{name}, N={n}\n{len(firing)} fire{drawn}\n"
+                     f"{rate:.3f} spikes/neuron/step", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("neuron index", fontsize=8)
     return fig

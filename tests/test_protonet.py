@@ -210,8 +210,8 @@ def test_summaries_give_raster_and_membrane_figures_weight_histograms_and_embedd
     support_x, support_y, _, _ = episode_batch(way=3, shot=2)
     out = learner.summaries(support_x, support_y)
     raster, membrane = out["figures"]["raster/layers"], out["figures"]["membrane/last_layer"]
-    assert [ax.get_title().split(":")[0] for ax in raster.axes] == ["layer1", "layer2", "layer3"]
-    assert "firing, N=64\n" in raster.axes[2].get_title()  # the embedding layer
+    assert [ax.get_title().split(",")[0] for ax in raster.axes] == ["layer1", "layer2", "layer3"]
+    assert "layer3, N=64\n" in raster.axes[2].get_title()  # the embedding layer
     assert all(ax.get_xlabel() == "time step" for ax in raster.axes)
     assert raster.axes[2].get_xlim() == (-0.5, 5.5)  # 6 time steps
     traces = membrane.axes[0].get_lines()

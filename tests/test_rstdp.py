@@ -194,9 +194,9 @@ def test_summaries_give_a_raster_figure_images_in_unit_range_and_histograms():
     learner = RSTDPLearner(rate_encoder(1), (1, 8, 8), seed=0, num_steps=12, epochs=2)
     out = learner.summaries(images, labels)
     raster, fields = out["figures"]["raster/layers"], out["images"]["receptive_fields"]
-    assert [ax.get_title().split(":")[0] for ax in raster.axes] == ["input", "hidden", "output"]
-    assert "firing, N=64\n" in raster.axes[0].get_title()  # 1x8x8 pixels
-    assert "firing, N=2\n" in raster.axes[2].get_title()  # 2-way
+    assert [ax.get_title().split(",")[0] for ax in raster.axes] == ["input", "hidden", "output"]
+    assert "input, N=64\n" in raster.axes[0].get_title()  # 1x8x8 pixels
+    assert "output, N=2\n" in raster.axes[2].get_title()  # 2-way
     assert raster.axes[0].get_xlim() == (-0.5, 11.5)  # 12 time steps
     assert fields.ndim == 2 and fields.dtype == np.float32
     assert fields.min() >= 0.0 and fields.max() <= 1.0

@@ -124,10 +124,10 @@ def test_raster_figure_has_a_labelled_panel_per_layer_and_draws_each_spike():
     assert len(fig.axes) == 3
     first, second, third = fig.axes
     assert sorted(map(tuple, first.collections[0].get_offsets().tolist())) == [(0, 9), (3, 5)]
-    assert first.get_title() == "in: 2 firing, N=10\nrate 0.033 spikes/neuron/step"
-    assert second.get_title().startswith(f"conv: 128 of {fires} firing, N=1024\n")
+    assert first.get_title() == "in, N=10\n2 fire\n0.033 spikes/neuron/step"
+    assert second.get_title().startswith(f"conv, N=1024\n{fires} fire, 128 shown\n")
     assert len(np.unique(second.collections[0].get_offsets()[:, 1])) == 128
-    assert third.get_title() == "out: 2 firing, N=2\nrate 1.000 spikes/neuron/step"
+    assert third.get_title() == "out, N=2\n2 fire\n1.000 spikes/neuron/step"
     assert first.get_ylabel() == "neuron index"
     assert all(ax.get_xlabel() == "time step" for ax in fig.axes)
     image = figure_to_rgb(fig)
