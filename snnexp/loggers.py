@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,20 @@ class NullLogger:
     def log_images(self, images: dict[str, Any], step: int) -> None:
         """Write ``{tag: float array [H, W] or [3, H, W] in [0, 1]}``."""
 
+    def log_figures(self, figures: dict[str, Any], step: int) -> None:
+        """Write ``{tag: matplotlib Figure}`` as images (``snnexp.plots``)."""
+
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         """Write ``{tag: array}`` as histograms."""
 
     def log_embeddings(self, embeddings: dict[str, tuple[Any, Any]], step: int) -> None:
         """Write ``{tag: (vectors [N, D], labels [N])}`` for TensorBoard's projector."""
 
-    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """Write the run's hyperparameters with its final metrics (HParams tab)."""
+    def log_hparams(self, hparams: dict[str, int | float | str], metrics: Iterable[str] = (),
+                    varied: Iterable[str] = ()) -> None:
+        """Write the run's hyperparameters (``snnexp.hparams.run_hparams``) for the HParams
+        tab, beside the last value of each scalar in ``metrics``; ``varied``: the keys a sweep
+        varies (``snnexp.hparams.swept_keys``), listed first."""
 
     def close(self) -> None:
         """Flush and close."""
@@ -52,6 +59,13 @@ class TensorBoardLogger(NullLogger):
             array = np.asarray(image, dtype=np.float32)
             self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "CHW")
 
+    def log_figures(self, figures: dict[str, Any], step: int) -> None:
+        from snnexp.plots import figure_to_rgb
+
+        for tag, figure in figures.items():
+            self.writer.add_image(tag, figure_to_rgb(figure), step, dataformats="CHW")
+            figure.clear()  # drop the artists now; the figure is not registered with pyplot
+
     def log_histograms(self, values: dict[str, Any], step: int) -> None:
         for tag, value in values.items():
             self.writer.add_histogram(tag, np.asarray(value, dtype=np.float32), step)
@@ -62,15 +76,25 @@ class TensorBoardLogger(NullLogger):
                                       metadata=[int(label) for label in labels], tag=tag,
                                       global_step=step)
 
-    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        """Hparams summary in this run's own event file, so the HParams tab links its scalars."""
+    def log_hparams(self, hparams: dict[str, int | float | str], metrics: Iterable[str] = (),
+                    varied: Iterable[str] = ()) -> None:
+        """The HParams plugin's summaries in this run's own event file.
+
+        The tab takes its columns from one run's experiment summary: these ``hparams`` (those
+        named in ``varied`` first) and the ``metrics`` tags, whose values it reads from each
+        run's own scalars (nothing is logged twice)."""
+        from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                 for k, v in hparams.items()}
-        for summary in hparams_summary(clean, metrics):
+        experiment, start, end = hparams_summary(hparams, dict.fromkeys(metrics, 0.0))
+        varied = set(varied)
+        plugin = experiment.value[0].metadata.plugin_data
+        data = HParamsPluginData.FromString(plugin.content)
+        for info in data.experiment.hparam_infos:  # the tab lists differing hparams first
+            info.differs = info.name in varied
+        plugin.content = data.SerializeToString()
+        for summary in (experiment, start, end):
             self.writer.file_writer.add_summary(summary)
-        self.log_scalars(metrics, step=0)
 
     def close(self) -> None:
         self.writer.close()

@@ -166,6 +166,7 @@ class MetaTrainer:
     def _log_summaries(self, sampler: EpisodeSampler) -> None:
         episode = sampler.sample().to(self.device)
         summaries = self.learner.summaries(episode.support_x, episode.support_y)
+        self.logger.log_figures(summaries.get("figures", {}), self.done)
         self.logger.log_images(summaries.get("images", {}), self.done)
         self.logger.log_histograms(summaries.get("histograms", {}), self.done)
         self.logger.log_embeddings(summaries.get("embeddings", {}), self.done)

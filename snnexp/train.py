@@ -20,7 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnexp import builders
+from snnexp import builders, hparams
 from snnexp.api import resolve_checkpoint
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
 from snnexp.cli import override_for_shell
@@ -159,18 +159,12 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) -> None:
-    flat = flat_metrics(metrics)
-    logger.log_scalars({k: v for k, v in flat.items() if k.startswith(("test/", "spikes/"))},
-                       step)
-    hparams = {"model": metrics["model"], "dataset": metrics["dataset"],
-               "encoder": metrics["encoder"], "way": cfg.way, "shot": cfg.shot,
-               "seed": cfg.seed, "train_episodes": cfg.train_episodes}
-    for node in ("model", "optimizer", "scheduler", "encoder"):
-        for key, value in (cfg.get(node) or {}).items():
-            if isinstance(value, (int, float, str, bool)) and key != "_target_":
-                hparams[f"{node}.{key}"] = value
-    logger.log_hparams(hparams, {k: flat[k] for k in ("test/acc", "val/acc_best",
-                                                      "test/acc_pixel", "test/acc_untrained")})
+    """The test and spike metrics at the last training ``step``, and the run's HParams."""
+    logger.log_scalars({k: v for k, v in flat_metrics(metrics).items()
+                        if k.startswith(("test/", "spikes/"))}, step)
+    given, names = overridden(), {key: metrics[key] for key in ("model", "dataset", "encoder")}
+    logger.log_hparams(hparams.run_hparams(cfg, given, names), hparams.METRICS,
+                       hparams.swept_keys(given))
 
 
 def load_initial_weights(learner: Any, path: str) -> None:

@@ -205,16 +205,18 @@ def test_bad_model_arguments_are_user_errors(kwargs, key):
         make_learner(**kwargs)
 
 
-def test_summaries_give_rasters_membranes_weight_histograms_and_embeddings():
+def test_summaries_give_raster_and_membrane_figures_weight_histograms_and_embeddings():
     learner = make_learner(num_steps=6)
     support_x, support_y, _, _ = episode_batch(way=3, shot=2)
     out = learner.summaries(support_x, support_y)
-    rasters = [out["images"][f"raster/layer{i}"] for i in (1, 2, 3)]
-    for raster in rasters:
-        assert raster.shape[1] == 6 and set(raster.flatten().tolist()) <= {0.0, 1.0}
-    assert rasters[2].shape[0] == 64  # the embedding layer's neurons
-    membrane = out["images"]["membrane/last"]
-    assert membrane.shape == (64, 6) and membrane.min() == 0.0 and membrane.max() == 1.0
+    raster, membrane = out["figures"]["raster/layers"], out["figures"]["membrane/last_layer"]
+    assert [ax.get_title().split(",")[0] for ax in raster.axes] == ["layer1", "layer2", "layer3"]
+    assert "layer3, N=64\n" in raster.axes[2].get_title()  # the embedding layer
+    assert all(ax.get_xlabel() == "time step" for ax in raster.axes)
+    assert raster.axes[2].get_xlim() == (-0.5, 5.5)  # 6 time steps
+    traces = membrane.axes[0].get_lines()
+    assert [line.get_linestyle() for line in traces].count("--") == 1  # the threshold
+    assert traces[-1].get_ydata()[0] == 1.0 and len(traces[0].get_xdata()) == 6
     assert len(out["histograms"]) == len(list(learner.net.ops)) == 3
     vectors, labels = out["embeddings"]["embeddings/support"]
     assert vectors.shape == (6, 64) and labels.tolist() == support_y.tolist()

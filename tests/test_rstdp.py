@@ -189,14 +189,17 @@ def test_state_dict_round_trip_reproduces_predictions_exactly():
     assert first.shape == (6, 2)
 
 
-def test_summaries_give_images_in_unit_range_and_histograms():
+def test_summaries_give_a_raster_figure_images_in_unit_range_and_histograms():
     images, labels = side_blobs(4, seed=4)
     learner = RSTDPLearner(rate_encoder(1), (1, 8, 8), seed=0, num_steps=12, epochs=2)
     out = learner.summaries(images, labels)
-    raster, fields = out["images"]["raster"], out["images"]["receptive_fields"]
-    assert raster.ndim == 2 and raster.shape[1] == 12 and fields.ndim == 2
-    for image in (raster, fields):
-        assert image.dtype == np.float32 and image.min() >= 0.0 and image.max() <= 1.0
+    raster, fields = out["figures"]["raster/layers"], out["images"]["receptive_fields"]
+    assert [ax.get_title().split(",")[0] for ax in raster.axes] == ["input", "hidden", "output"]
+    assert "input, N=64\n" in raster.axes[0].get_title()  # 1x8x8 pixels
+    assert "output, N=2\n" in raster.axes[2].get_title()  # 2-way
+    assert raster.axes[0].get_xlim() == (-0.5, 11.5)  # 12 time steps
+    assert fields.ndim == 2 and fields.dtype == np.float32
+    assert fields.min() >= 0.0 and fields.max() <= 1.0
     assert set(out["histograms"]) == {"w_hidden", "theta", "w_readout"}
 
 
@@ -375,7 +378,7 @@ def test_train_on_digits_writes_metrics_and_tensorboard_pictures(compose_cfg, tm
     events.Reload()
     tags = events.Tags()
     assert {"train/acc", "train/reward_rate", "val/acc", "test/acc"} <= set(tags["scalars"])
-    assert {"raster", "receptive_fields"} <= set(tags["images"])
+    assert {"raster/layers", "receptive_fields"} <= set(tags["images"])
     assert {"w_hidden", "w_readout", "theta"} <= set(tags["histograms"])
 
 

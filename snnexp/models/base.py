@@ -80,8 +80,9 @@ class Learner(ABC):
     def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
         """Pictures of the learner's state for TensorBoard (optional).
 
-        Returns ``{"images": {tag: float array [H, W] or [3, H, W] in [0, 1]},
+        Returns ``{"figures": {tag: matplotlib Figure},
+        "images": {tag: float array [H, W] or [3, H, W] in [0, 1]},
         "histograms": {tag: array}, "embeddings": {tag: (vectors [N, D], labels [N])}}``
-        (any key may be missing). The default has none.
+        (any key may be missing; figures as drawn by ``snnexp.plots``). The default has none.
         """
         return {"images": {}, "histograms": {}}

@@ -135,29 +135,32 @@ class ProtoNetLearner(Learner):
     def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
         """TensorBoard pictures of one support sample's forward, the weights and embeddings.
 
-        ``raster/layer<i>``: spikes ``[neurons, T]`` of sample 0 (at most ``RASTER_NEURONS``
-        neurons per layer); ``membrane/last``: the last layer's membrane ``[neurons, T]``
-        scaled to [0, 1]; ``weights/layer<i>`` histograms; the support embeddings with their
+        ``raster/layers``: the spike raster of sample 0, one panel per spiking layer;
+        ``membrane/last_layer``: the last layer's membrane traces with its threshold (figures
+        of ``snnexp.plots``); ``weights/<name>`` histograms; the support embeddings with their
         labels for the projector.
         """
+        from snnexp.plots import membrane_figure, raster_figure
+
         self.net.eval()
-        images: dict[str, Any] = {}
+        figures: dict[str, Any] = {}
         self.net.record = self.net.neuron == "lif"
         try:
             embeddings = self.embed(support_x)
         finally:
             self.net.record = False
         if self.net.recorded:
-            *spikes, membrane = self.net.recorded
+            *spikes, membrane = (layer[:, 0].float().cpu().numpy() for layer in self.net.recorded)
             self.net.recorded = []
-            for i, layer in enumerate(spikes):
-                images[f"raster/layer{i + 1}"] = _sample_rows(layer)
-            mem = _sample_rows(membrane)
-            images["membrane/last"] = (mem - mem.min()) / (mem.max() - mem.min()).clamp_min(1e-9)
+            figures["raster/layers"] = raster_figure(
+                {f"layer{i + 1}": layer for i, layer in enumerate(spikes)})
+            fires = self.net.readout != "integrator"
+            threshold = float(self.net.lifs[-1].threshold) if fires else None
+            figures["membrane/last_layer"] = membrane_figure(
+                membrane, threshold, name=f"layer{len(self.net.lifs)}")
         weights = {f"weights/{name}": param.detach().cpu()
                    for name, param in self.net.ops.named_parameters() if name.endswith("weight")}
-        return {"images": {k: v.cpu().numpy() for k, v in images.items()},
-                "histograms": weights,
+        return {"figures": figures, "histograms": weights,
                 "embeddings": {"embeddings/support": (embeddings.cpu(), support_y.cpu())}}
 
     def state_dict(self) -> dict[str, Any]:
@@ -229,12 +232,7 @@ def _check_args(**args: Any) -> None:
         raise UserError(f"model.threshold={args['threshold']}: must be a number > 0")
 
 
-RASTER_NEURONS = 256
 # entries of an lr scheduler's state_dict that record how far it has run (not its settings)
 SCHEDULE_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "base_lrs", "_is_initial",
                      "_get_lr_called_within_step")
 
-
-def _sample_rows(activity: torch.Tensor) -> torch.Tensor:
-    """``[T, B, ...]`` -> ``[neurons, T]`` of sample 0 (the first ``RASTER_NEURONS`` neurons)."""
-    return activity[:, 0].flatten(1)[:, :RASTER_NEURONS].T.float()

@@ -39,7 +39,8 @@ from snnexp.models.rstdp_readout import (
     run_output,
     train_readouts,
 )
-from snnexp.models.rstdp_views import activity_counts, raster_image, receptive_field_grid
+from snnexp.models.rstdp_views import activity_counts, receptive_field_grid
+from snnexp.plots import raster_figure
 
 log = logging.getLogger(__name__)
 
@@ -237,16 +238,18 @@ class RSTDPLearner(Learner):
         return 0 if self.last_readout is None else int(self.last_readout.shape[1])
 
     def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
-        """Raster of one support sample, weight histograms and hidden receptive fields."""
+        """Spike raster of one support sample (input, hidden, output panels), weight histograms
+        and hidden receptive fields."""
         self.predict(support_x, support_y, support_x[:1])
         spikes = self._encode(support_x[:1])
         run = simulate_hidden(spikes, self.w_hidden, self.theta, self.lif, self.hp, record=True)
         scale = np.float32(max(float(run.pooled.sum(axis=2).mean()), 1e-6))
         out = activity_counts(run.pooled / scale, self.last_readout, self.last_theta,
                               self.rp.gain, self.lif)
-        images = {"raster": raster_image(spikes[:, 0], run.raw[:, 0], out),
-                  "receptive_fields": receptive_field_grid(self.w_hidden, self.input_shape[0],
+        figures = {"raster/layers": raster_figure({"input": spikes[:, 0], "hidden": run.raw[:, 0],
+                                                   "output": out})}
+        images = {"receptive_fields": receptive_field_grid(self.w_hidden, self.input_shape[0],
                                                            self.hp.kernel)}
         hist = {"w_hidden": self.w_hidden.ravel(), "theta": self.theta.copy(),
                 "w_readout": self.last_readout.ravel()}
-        return {"images": images, "histograms": hist}
+        return {"figures": figures, "images": images, "histograms": hist}

@@ -1,6 +1,7 @@
-"""Pictures of the R-STDP network for TensorBoard: spike raster and receptive-field grid.
+"""Pictures of the R-STDP network for TensorBoard: output spike trains (for the raster of
+``snnexp.plots``) and the receptive-field grid.
 
-Every image is a float32 array in ``[0, 1]``, ``[H, W]`` (or ``[3, H, W]`` for RGB filters).
+The grid is a float32 array in ``[0, 1]``, ``[H, W]`` (or ``[3, H, W]`` for RGB filters).
 """
 
 from __future__ import annotations
@@ -18,23 +19,6 @@ def activity_counts(u: np.ndarray, w: np.ndarray, theta: np.ndarray, gain: float
     for t in range(u.shape[0]):
         out[t], state = lif_wta_step(u[t, :1] @ (np.float32(gain) * w), state, lif)
     return out
-
-
-def raster_image(inputs: np.ndarray, hidden: np.ndarray, output: np.ndarray,
-                 max_rows: int = 128) -> np.ndarray:
-    """Raster [rows, T] of one sample: input (most active first), hidden, output neurons.
-
-    Args:
-        inputs: [T, C, H, W] input spikes. hidden: [T, h, w, F] hidden spikes. output: [T, way].
-        max_rows: at most this many rows per layer (the most active neurons), separated by a
-            grey row.
-    """
-    blocks = []
-    for layer in (inputs, hidden, output):
-        flat = layer.reshape(layer.shape[0], -1).T
-        keep = np.sort(np.argsort(-flat.sum(axis=1), kind="stable")[:max_rows])
-        blocks += [flat[keep], np.full((1, flat.shape[1]), 0.5, np.float32)]
-    return np.clip(np.concatenate(blocks[:-1]), 0.0, 1.0).astype(np.float32)
 
 
 def receptive_field_grid(w: np.ndarray, channels: int, kernel: int) -> np.ndarray:
