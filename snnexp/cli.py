@@ -3,9 +3,9 @@
 Two stages, shared by both entry points:
 
 - ``prepare_argv`` runs on ``sys.argv`` before Hydra composes anything or writes a run dir:
-  group options that do not exist, a run dir that already holds a finished run, paths whose
-  names Hydra's override grammar would split (sweep job dirs such as
-  ``3_model=protonet,seed=1,shot=5``) are quoted for it.
+  it refuses group options that do not exist, a run dir that holds a finished run and an
+  Optuna storage the installed SQLAlchemy cannot open, and quotes paths that Hydra's override
+  grammar would split (sweep job dirs such as ``3_model=protonet,seed=1,shot=5``).
 - ``run_task`` wraps the task function inside ``@hydra.main``: keys added with ``+`` that no
   schema knows, required keys left unset (``???``), and any ``UserError`` raised by the task
   become one line ``[snnexp][ERROR] - <key>=<value>: <what is allowed>`` and exit code 2.
@@ -50,13 +50,13 @@ TRUE_WORDS = ("true", "yes", "on", "1", "y")
 def hydra_quote(value: str) -> str:
     """``value`` as a double-quoted string of Hydra's override grammar, read back unchanged.
 
-    Inside double quotes Hydra reads ``\\"`` as ``"`` and a run of backslashes before a quote
-    (or at the end) halved; OmegaConf reads ``\\${`` as a literal ``${``. Other characters
-    (``=``, ``,``, spaces, brackets) need no escape inside quotes.
+    Inside double quotes Hydra reads ``\\"`` as ``"`` and halves a run of backslashes before a
+    quote (or at the end); OmegaConf then reads ``\\${`` as a literal ``${`` and halves the
+    backslashes before it. Other characters (``=``, ``,``, spaces, brackets) need no escape.
     """
-    escaped = re.sub(r'(\\+)(?="|$)', r"\1\1", value)  # backslashes before a quote or the end
-    escaped = escaped.replace('"', '\\"').replace("${", "\\${")
-    return f'"{escaped}"'
+    escaped = re.sub(r"(\\*)\$\{", r"\1\1\\${", value)  # a literal ${, not an interpolation
+    escaped = re.sub(r'(\\+)(?="|$)', r"\1\1", escaped)  # backslashes before a quote or the end
+    return '"' + escaped.replace('"', '\\"') + '"'
 
 
 def override_for_shell(key: str, value: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, REPO, TINY, run_cli
+from conftest import CONF_DIR, TINY, run_cli
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -37,6 +37,7 @@ NASTY = [
     "ends with a backslash\\",
     "back\\slash\\\\double",
     "a ${not.an.interpolation} here",
+    "back\\${x} and \\\\${y}",
     "$HOME and `ticks` and ~ and *",
 ]
 
@@ -200,9 +201,3 @@ def test_optuna_preset_with_sqlite_storage(tmp_path):
     assert count.stdout.split()[-1] == "2"
     assert Path(tmp_path / "sweep" / "optimization_results.yaml").is_file()
 
-
-def test_the_entry_points_share_one_front():
-    for module in ("train", "eval"):
-        source = (REPO / "snnexp" / f"{module}.py").read_text()
-        assert "cli_.run(main)" in source and "cli_.run_task(" in source
-        assert "sys.exit" not in source
