@@ -269,5 +269,7 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
 
 def check_required(cfg: DictConfig) -> None:
     """``UserError`` for the first required key (``???``) left unset."""
-    for key in sorted(OmegaConf.missing_keys(cfg)):
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        key = missing[0]
         raise UserError(f"{key}: required, {REQUIRED.get(key, f'set it with {key}=...')}")
