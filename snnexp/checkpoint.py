@@ -2,6 +2,8 @@
 
 A write goes to a temporary file in the same directory, is flushed to disk, then renamed over
 the target (``os.replace`` is atomic), so a crash mid-write leaves the previous file whole.
+Files get the mode ``open()`` would give them (``0o666 & ~umask``), so a lab-mate reads them
+where the user's umask allows it.
 Checkpoints load with ``torch.load(weights_only=True)``: no arbitrary code runs on load.
 """
 
@@ -21,12 +23,29 @@ from snnexp.errors import UserError
 FORMAT = "snnexp-checkpoint/1"
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux exposes it (``os.umask`` can
+    only be read by setting it, which races with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it to ``path``."""
+    """Call ``write(file_object)`` on a temp file next to ``path``, then rename it to ``path``.
+
+    The file ends with mode ``0o666 & ~umask`` (``mkstemp`` creates it ``0o600``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,7 @@ class PathsConfig:
     root_dir: str = MISSING
     data_dir: str = MISSING
     log_dir: str = MISSING
-    output_dir: str = MISSING
+    output_dir: str | None = MISSING  # null only where Hydra makes no run dir (--cfg job)
 
 
 @dataclass
@@ -126,6 +125,7 @@ class TrainConfig:
     threads: int | None = None
     resume: str | None = None
     init_from: str | None = None
+    overwrite: bool = False
     optimized_metric: str = "val/acc_best"
     paths: PathsConfig = field(default_factory=PathsConfig)
     # group nodes: each option carries its own schema (model, dataset) or is a plain
@@ -151,6 +151,7 @@ class EvalConfig:
     seed: int | None = None
     device: str | None = None
     threads: int | None = None
+    overwrite: bool = False
     paths: PathsConfig = field(default_factory=PathsConfig)
     dataset: Any = None  # a `dataset` option (another dataset than the training one), or null
     noise: Any = None  # a `noise` option (gaussian, salt_pepper), or null
@@ -209,34 +210,6 @@ def sanitize_dirname(name: str) -> str:
     """
     name = re.sub(r"(?<![\w.])\d+\.\d{5,}(e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
     return re.sub(r"[^A-Za-z0-9=.,_+-]", "_", name)[:200] or "default"
-
-
-def exit_on_bad_group_choice(overrides: list[str]) -> None:
-    """Exit 2 with one line for a group override Hydra would answer with a traceback
-    (``<group>=null``) or with a listing of its search path (an option that is not there).
-
-    A group's option is chosen by name (``logger=none``); ``~group`` drops the group. Sweeps
-    (``encoder=direct,rate``) are checked option by option; Hydra's own groups (``hydra/...``)
-    and sweep functions (``choice(...)``) are left to Hydra.
-    """
-    for override in overrides:
-        key, _, value = override.lstrip("+").partition("=")
-        folder = Path(CONF_DIR) / key
-        if key.startswith("hydra") or not folder.is_dir():
-            continue
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
-        allowed = ", ".join(options)
-        if value == "null":
-            _exit_with(f"{key}=null: must be one of {allowed} (or drop the group with ~{key})")
-        if re.fullmatch(r"[\w.-]+(,[\w.-]+)*", value):
-            for option in value.split(","):
-                if option not in options:
-                    _exit_with(f"{key}={option}: must be one of {allowed}")
-
-
-def _exit_with(message: str) -> None:
-    print(f"[snnexp][ERROR] - {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

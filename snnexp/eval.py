@@ -13,7 +13,6 @@ query images of every test episode (``snnexp.noise``).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders
+from snnexp import cli as cli_
 from snnexp.api import checkpoint_config, resolve_checkpoint, restore_learner
 from snnexp.checkpoint import load_checkpoint, write_json
-from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
-from snnexp.errors import UserError
+from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.noise import NoisySampler
 from snnexp.report import summary_lines
 from snnexp.train import run_test
@@ -89,18 +88,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point (``snnexp-eval``): evaluate and return ``test/acc``."""
-    try:
-        return float(evaluate_checkpoint(cfg)["test"]["acc"])
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    return cli_.run_task(lambda c: float(evaluate_checkpoint(c)["test"]["acc"]), cfg)
 
 
 def cli() -> None:
-    """``snnexp-eval`` and ``python -m snnexp.eval``: Hydra's ``main`` behind one-line answers
-    to group choices Hydra itself answers with a traceback or a search-path listing."""
-    exit_on_bad_group_choice(sys.argv[1:])
-    main()
+    """``snnexp-eval`` and ``python -m snnexp.eval`` (``snnexp.cli.run``)."""
+    cli_.run(main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ wrapper that returns ``metrics[cfg.optimized_metric]`` to sweepers.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders, hparams
+from snnexp import cli as cli_
 from snnexp.api import resolve_checkpoint
 from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
-from snnexp.cli import override_for_shell
-from snnexp.config import CONF_DIR, check_config, exit_on_bad_group_choice, register_configs
+from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer
 from snnexp.metrics import (
@@ -94,7 +93,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     test = run_test(cfg, learner, make_test(), pool.image_shape, device)
     metrics = {**summary(cfg, trainer, pool.name), "status": "completed", **test}
     write_json(run_dir / "metrics.json", metrics)
-    for line in summary_lines(metrics, run_dir, eval_command(run_dir, override_for_shell)):
+    for line in summary_lines(metrics, run_dir, eval_command(run_dir, cli_.override_for_shell)):
         log.info("%s", line)
     if logger is not None:
         log_final(logger, cfg, metrics, trainer.done)
@@ -190,7 +189,7 @@ def load_resume(cfg: DictConfig) -> dict[str, Any]:
 
 
 # keys that may change when a run is resumed; any other override must match the stored config
-RESUMABLE = ("train_episodes", "device", "threads", "resume", "paths.", "hydra.")
+RESUMABLE = ("train_episodes", "device", "threads", "resume", "overwrite", "paths.", "hydra.")
 
 
 def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
@@ -234,23 +233,22 @@ def is_multirun() -> bool:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: run ``train`` and return the optimized metric."""
-    try:
-        metrics, _ = train(cfg)
-        flat = flat_metrics(metrics)
-        if cfg.optimized_metric not in flat:
-            raise UserError(f"optimized_metric={cfg.optimized_metric}: not a metric of this run "
-                            f"(allowed: {', '.join(sorted(flat))})")
-        return flat[cfg.optimized_metric]
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    return cli_.run_task(optimized_metric, cfg)
+
+
+def optimized_metric(cfg: DictConfig) -> float:
+    """Run ``train`` and return ``cfg.optimized_metric`` (the value a sweeper optimizes)."""
+    metrics, _ = train(cfg)
+    flat = flat_metrics(metrics)
+    if cfg.optimized_metric not in flat:
+        raise UserError(f"optimized_metric={cfg.optimized_metric}: not a metric of this run "
+                        f"(allowed: {', '.join(sorted(flat))})")
+    return flat[cfg.optimized_metric]
 
 
 def cli() -> None:
-    """``snnexp-train`` and ``python -m snnexp.train``: Hydra's ``main`` behind one-line answers
-    to group choices Hydra itself answers with a traceback or a search-path listing."""
-    exit_on_bad_group_choice(sys.argv[1:])
-    main()
+    """``snnexp-train`` and ``python -m snnexp.train`` (``snnexp.cli.run``)."""
+    cli_.run(main)
 
 
 if __name__ == "__main__":

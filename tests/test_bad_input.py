@@ -11,7 +11,12 @@ as real subprocesses.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import runpy
+import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from conftest import CONF_DIR, REPO, TINY, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from snnexp.cli import override_for_shell
 from snnexp.config import register_configs
 from snnexp.train import train
 
@@ -69,6 +75,26 @@ ROWS = [
     ("init_from_weights_do_not_fit", ["init_from={prev}", "model.embedding_dim=32"],
      ["init_from={prev}", "do not fit"]),
     ("init_from_for_rstdp", ["model=rstdp", "init_from={prev}"], ["init_from={prev}", "protonet"]),
+    ("added_key_typo", ["+wya=5"], ["+wya=5: no such key", "did you mean way=5?"]),
+    ("added_model_key_typo", ["+model.bta=0.9"],
+     ["+model.bta=0.9: no such key", "did you mean model.beta=0.9?"]),
+    ("added_key_far_from_any", ["+zzqx=1"], ["+zzqx=1: no such key", "--cfg job"]),
+    ("train_test_classes_overlap", ["dataset=digits", "dataset.train_classes=[0,1,2,3,4]",
+                                    "dataset.test_classes=[4,5,6,7,8]"],
+     ["dataset.train_classes=[0, 1, 2, 3, 4]", "dataset.test_classes=[4, 5, 6, 7, 8]",
+      "classes [4] are in both"]),
+    ("val_test_classes_overlap", ["dataset=digits", "dataset.train_classes=[0,1,2,3]",
+                                  "dataset.val_classes=[4,5]", "dataset.test_classes=[5,6,7,8,9]"],
+     ["dataset.val_classes=[4, 5]", "dataset.test_classes=[5, 6, 7, 8, 9]",
+      "classes [5] are in both"]),
+    ("folder_without_root", ["dataset=folder"],
+     ["dataset.root: required, give a folder with one subfolder of images per class"]),
+    ("run_dir_holds_a_finished_run", ["hydra.run.dir={prev}"],
+     ["hydra.run.dir={prev}: holds a finished run", "overwrite=true"]),
+    ("sweep_dir_holds_a_finished_run", ["-m", "seed=0,1", "hydra.sweep.dir={prev}/.."],
+     ["hydra.sweep.dir={prev}/..: holds a finished run", "prev/", "overwrite=true"]),
+    ("debug_preset_into_a_finished_run", ["debug=default", "hydra.run.dir={prev}"],
+     ["hydra.run.dir={prev}: holds a finished run"]),
 ]
 # `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
 EVAL_ROWS = [
@@ -81,6 +107,10 @@ EVAL_ROWS = [
     ("eval_ckpt_corrupt", ["ckpt_path={tmp}/corrupt.pt"], ["{tmp}/corrupt.pt", "corrupt"]),
     ("eval_ckpt_does_not_fit_its_config", ["ckpt_path={tmp}/misfit.pt"],
      ["ckpt_path", "misfit.pt"]),
+    ("eval_without_ckpt_path", [], ["ckpt_path: required, give a run directory or a .pt file"]),
+    ("eval_added_key_typo", ["ckpt_path={prev}", "+wya=3"], ["+wya=3", "did you mean way=3?"]),
+    ("eval_into_a_finished_run", ["ckpt_path={prev}", "hydra.run.dir={prev}"],
+     ["hydra.run.dir={prev}: holds a finished run"]),
 ]
 ROWS.append(("folder_unreadable_image", ["dataset=folder", "dataset.root={tmp}/images",
                                          "dataset.cache_dir=null", "way=2", "shot=1",
@@ -229,3 +259,52 @@ def test_rows_cover_every_config_group_with_an_unknown_option():
     covered = {args[0].split("=")[0] for _, args, _ in ROWS if args[0].endswith("=nope")}
     assert covered == {"model", "dataset", "optimizer", "encoder", "scheduler"}
     assert all((CONF_DIR / group).is_dir() for group in covered)
+
+
+# traps that work: each of these once ended in a Hydra grammar error or a traceback
+
+def test_eval_of_a_sweep_job_dir_whose_name_holds_equals_and_commas(workspace, capfd,
+                                                                    monkeypatch):
+    job = workspace["files"] / "multirun" / "3_model=protonet,seed=1,shot=5"
+    shutil.copytree(workspace["prev"], job)
+    run_dir = workspace["outputs"] / "eval_of_a_sweep_job"
+    code, output = run_main(["test_episodes=3", "threads=1", f"hydra.run.dir={run_dir}",
+                             f"ckpt_path={job}"], capfd, monkeypatch, module="eval")
+    assert code == 0, output[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert Path(metrics["ckpt_path"]).parent.parent == job
+    assert metrics["test"]["episodes"] == 3
+
+
+@pytest.mark.slow
+def test_an_eval_command_built_by_override_for_shell_runs_when_pasted(workspace, tmp_path):
+    job = tmp_path / "multirun" / "0_model=protonet,seed=1,note='a b'"
+    shutil.copytree(workspace["prev"], job)
+    run_dir = tmp_path / "eval run"
+    command = " ".join([shlex.quote(sys.executable), "-m", "snnexp.eval",
+                        override_for_shell("ckpt_path", str(job)), "test_episodes=3",
+                        "threads=1", override_for_shell("hydra.run.dir", str(run_dir))])
+    result = subprocess.run(["bash", "-c", command], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HYDRA_FULL_ERROR": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert Path(metrics["ckpt_path"]).parent.parent == job
+
+
+def test_overwrite_true_writes_into_a_finished_run_dir(workspace, capfd, monkeypatch):
+    old = workspace["files"] / "finished_then_overwritten"
+    shutil.copytree(workspace["prev"], old)
+    assert json.loads((old / "metrics.json").read_text())["seed"] == 0
+    code, output = run_main([*TINY, f"hydra.run.dir={old}", "overwrite=true", "seed=1"], capfd,
+                            monkeypatch)
+    assert code == 0, output[-3000:]
+    assert json.loads((old / "metrics.json").read_text())["seed"] == 1
+
+
+def test_cfg_job_resolve_prints_the_resolved_config(capfd, monkeypatch):
+    code, output = run_main(["--cfg", "job", "--resolve", "dataset=digits", "way=3"], capfd,
+                            monkeypatch)
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output
+    assert "train_way: 3" in output  # ${way}, resolved
+    assert "output_dir: null" in output  # no run dir without a run

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from snnexp import builders
-from snnexp.config import check_config, exit_on_bad_group_choice
+from snnexp.cli import exit_on_bad_group_choice
+from snnexp.config import check_config
 from snnexp.data.pool import ClassPool
 from snnexp.errors import UserError
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from snnexp.checkpoint import atomic_write
 from snnexp.data.pool import ClassPool
 from snnexp.data.preprocess import ImageFormat, to_unit_range
 from snnexp.errors import UserError
@@ -85,12 +85,9 @@ def _cache_key(files: list[list[Path]], image_size: tuple[int, int], channels: i
 
 
 def _save_cache(path: Path, data: dict[str, torch.Tensor]) -> None:
-    """Write atomically (temp file + rename); a cache that cannot be written is only logged."""
+    """Write atomically (``atomic_write``); a cache that cannot be written is only logged."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(data, f))
     except OSError as err:
         log.warning("image cache not written to %s: %s", path, err)
 

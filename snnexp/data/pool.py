@@ -60,6 +60,9 @@ class ClassPool:
             if unknown:
                 raise UserError(f"dataset.{key}={list(ids)}: classes {unknown} are not in "
                                 f"{name} (its classes: {_span(self.classes)})")
+        if split == "classes":
+            _refuse_overlap({"train_classes": train_classes, "val_classes": val_classes,
+                             "test_classes": test_classes})
         listed_test = set(test_classes or []) | set(val_classes or [])
         self.train_classes = list(train_classes) if train_classes is not None else \
             [c for c in self.classes if c not in listed_test]
@@ -120,6 +123,21 @@ class ClassPool:
         offset = max(self.classes) + 1
         labels = [split.labels + j * offset for j in range(len(images))]
         return Split(torch.cat(images), torch.cat(labels))
+
+
+def _refuse_overlap(lists: dict[str, list[int] | None]) -> None:
+    """``UserError`` naming both keys and the shared classes when two given class lists of a
+    class-disjoint split share a class (the test would score classes seen in training or
+    chosen on)."""
+    given = [(key, ids) for key, ids in lists.items() if ids is not None]
+    for i, (key_a, ids_a) in enumerate(given):
+        for key_b, ids_b in given[i + 1:]:
+            shared = sorted(set(ids_a) & set(ids_b))
+            if shared:
+                raise UserError(f"dataset.{key_a}={list(ids_a)}, dataset.{key_b}={list(ids_b)}: "
+                                f"classes {shared} are in both; with dataset.split=classes the "
+                                "lists must not share a class (dataset.split=images shares "
+                                "classes on purpose)")
 
 
 def _span(classes: list[int]) -> str:
