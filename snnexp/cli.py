@@ -62,7 +62,9 @@ def hydra_quote(value: str) -> str:
 def override_for_shell(key: str, value: str) -> str:
     """A command-line token that sets ``key`` to the string ``value`` through a POSIX shell and
     Hydra's grammar, e.g. ``'ckpt_path="outputs/multirun/x/3_model=protonet,seed=1"'``."""
-    return shlex.quote(f"{key}={hydra_quote(value)}")
+    plain = f"{key}={value}"
+    return shlex.quote(plain if _parses_as_plain_string(plain, value) else
+                       f"{key}={hydra_quote(value)}")
 
 
 def _parses_as_plain_string(override: str, value: str) -> bool:
