@@ -63,7 +63,7 @@ def override_for_shell(key: str, value: str) -> str:
     """A command-line token that sets ``key`` to the string ``value`` through a POSIX shell and
     Hydra's grammar, e.g. ``'ckpt_path="outputs/multirun/x/3_model=protonet,seed=1"'``."""
     plain = f"{key}={value}"
-    return shlex.quote(plain if _parses_as_plain_string(plain, value) else
+    return shlex.quote(plain if "${" not in value and _parses_as_plain_string(plain, value) else
                        f"{key}={hydra_quote(value)}")
 
 

@@ -35,7 +35,7 @@ from snnexp.train import train
 ROWS = [
     ("way=0", ["way=0"], ["way=0"]),
     ("way=-1", ["way=-1"], ["way=-1"]),
-    ("way_above_test_classes", ["way=6"], ["way=6"]),
+    ("way_above_test_classes", ["dataset=digits", "way=6"], ["way=6"]),
     ("shot=0", ["shot=0"], ["shot=0"]),
     ("query=0", ["query=0"], ["query=0"]),
     ("shot+query_too_large", ["shot=30", "query=15"], ["shot+query", "30"]),
@@ -302,9 +302,9 @@ def test_overwrite_true_writes_into_a_finished_run_dir(workspace, capfd, monkeyp
 
 
 def test_cfg_job_resolve_prints_the_resolved_config(capfd, monkeypatch):
-    code, output = run_main(["--cfg", "job", "--resolve", "dataset=digits", "way=3"], capfd,
+    code, output = run_main(["--cfg", "job", "--resolve", "dataset=digits", "shot=3"], capfd,
                             monkeypatch)
     assert code == 0, output[-3000:]
     assert "Traceback" not in output
-    assert "train_way: 3" in output  # ${way}, resolved
+    assert "train_shot: 3" in output  # ${shot}, resolved
     assert "output_dir: null" in output  # no run dir without a run

@@ -26,17 +26,20 @@ def options(group: str) -> list[str]:
 
 def test_default_config_composes_with_the_documented_defaults(compose_cfg):
     cfg = compose_cfg()
-    assert (cfg.way, cfg.shot, cfg.query, cfg.seed, cfg.test_episodes) == (5, 5, 15, 0, 600)
-    assert (cfg.train_way, cfg.train_shot, cfg.train_query) == (5, 5, 15)
+    assert (cfg.way, cfg.shot, cfg.query, cfg.seed, cfg.test_episodes) == (5, 1, 15, 0, 600)
+    assert (cfg.train_way, cfg.train_shot, cfg.train_query) == (20, 1, 5)
     assert cfg.device == "auto" and cfg.optimized_metric == "val/acc_best"
     assert cfg.model._target_.endswith("ProtoNetLearner")
-    assert cfg.dataset._target_.endswith("load_digits")
+    assert cfg.dataset._target_.endswith("load_omniglot")
+    # conf/dataset_model/omniglot_protonet.yaml, chosen by the dataset and the model
+    assert (cfg.model.num_steps, cfg.model.threshold, cfg.optimizer.lr) == (4, 0.5, 2e-3)
+    assert cfg.scheduler._target_.endswith("CosineAnnealingLR")
     check_config(cfg)
 
 
 def test_train_shape_follows_the_test_shape_unless_set(compose_cfg):
-    cfg = compose_cfg("way=3", "shot=1")
-    assert (cfg.train_way, cfg.train_shot) == (3, 1)
+    cfg = compose_cfg("way=3", "shot=4")
+    assert (cfg.train_way, cfg.train_shot) == (20, 4)  # many-way training, the test's shot
     cfg = compose_cfg("way=3", "train_way=7")
     assert (cfg.way, cfg.train_way) == (3, 7)
 
@@ -75,8 +78,9 @@ def test_every_scheduler_is_a_partial_the_learner_finishes_with_its_optimizer(co
         assert learner.scheduler.T_max == 40
 
 
-def test_the_default_schedule_keeps_the_learning_rate(compose_cfg):
-    learner = builders.build_learner(compose_cfg(), (1, 8, 8), torch.device("cpu"))
+def test_the_constant_schedule_keeps_the_learning_rate(compose_cfg):
+    learner = builders.build_learner(compose_cfg("scheduler=constant"), (1, 8, 8),
+                                     torch.device("cpu"))
     lr = learner.optimizer.param_groups[0]["lr"]
     for _ in range(3):
         learner.optimizer.step()
@@ -103,7 +107,7 @@ def test_every_dataset_composes_with_a_callable_target(compose_cfg, tmp_path, da
 
 
 def test_digits_dataset_instantiates_a_class_disjoint_pool(compose_cfg):
-    pool = builders.build_pool(compose_cfg().dataset)
+    pool = builders.build_pool(compose_cfg("dataset=digits").dataset)
     assert isinstance(pool, ClassPool) and pool.image_shape == (1, 8, 8)
     splits = pool.splits()
     train, test = set(splits["train"].labels.tolist()), set(splits["test"].labels.tolist())

@@ -43,7 +43,8 @@ def hydra_job(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 
 def test_hparams_name_options_by_config_name_and_keep_every_given_key(hydra_job):
     cfg = hydra_job("dataset=digits", "encoder=rate", "dataset.rotations=false", "train_way=7",
-                    "dataset.train_classes=[0,1,2,3]", "optimizer=sgd", "query=4")
+                    "dataset.train_classes=[0,1,2,3]", "optimizer=sgd", "query=4",
+                    "scheduler=constant")
     hparams = run_hparams(cfg, overridden(), names={"encoder": "RateEncoder"})
     assert (hparams["encoder"], hparams["dataset"], hparams["model"]) == \
         ("rate", "digits", "protonet")  # the config names, not the classes

@@ -80,7 +80,9 @@ def test_cli_run_dir_holds_config_checkpoints_events_and_metrics(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert (saved["way"], saved["shot"], saved["train_episodes"]) == (3, 1, 3)
-    assert (run_dir / "train.log").read_text().count("test/acc") == 1
+    log = (run_dir / "train.log").read_text()
+    assert log.count("test accuracy") == 1 and "pixel control" in log
+    assert f"metrics            {run_dir / 'metrics.json'}" in log
     check_metrics(check_run_dir(run_dir, tensorboard=True), test_episodes=5, way=3, shot=1)
 
 
@@ -94,7 +96,7 @@ def test_init_from_starts_the_snn_from_its_ann_twins_weights(compose_cfg, tmp_pa
     net = objects["learner"].net.state_dict()
     for key in ("ops.0.weight", "ops.1.bias", "ops.2.1.weight"):
         assert torch.equal(net[key], twin[key]), key  # lr 0: still the twin's weights
-    assert float(net["lifs.0.threshold"]) == 1.0  # the neurons keep this run's settings
+    assert float(net["lifs.0.threshold"]) == 0.5  # the neurons keep this run's settings
     assert metrics["train"]["episodes"] == 1
     fresh = train(compose_cfg(*TINY, "optimizer.lr=0", "train_episodes=1",
                               output_dir=tmp_path / "fresh"))[1]["learner"].net.state_dict()
