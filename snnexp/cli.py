@@ -106,20 +106,34 @@ def _unquote(value: str) -> str:
     return value
 
 
+def config_dirs(argv: list[str]) -> list[Path]:
+    """The packaged ``conf/`` and the folders given with ``--config-dir`` / ``-cd`` (a user's
+    own groups and options, searched by Hydra too)."""
+    dirs = [Path(CONF_DIR)]
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(Path(argv[i + 1]).expanduser())
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.partition("=")[2]).expanduser())
+    return dirs
+
+
 def exit_on_bad_group_choice(overrides: list[str]) -> None:
     """Exit 2 with one line for a group override Hydra would answer with a traceback
     (``<group>=null``) or with a listing of its search path (an option that is not there).
 
     A group's option is chosen by name (``logger=none``); ``~group`` drops the group. Sweeps
     (``encoder=direct,rate``) are checked option by option; Hydra's own groups (``hydra/...``)
-    and sweep functions (``choice(...)``) are left to Hydra.
+    and sweep functions (``choice(...)``) are left to Hydra. Options in a ``--config-dir``
+    count as well.
     """
+    dirs = config_dirs(overrides)
     for override in overrides:
         key, _, value = override.lstrip("+").partition("=")
-        folder = Path(CONF_DIR) / key
-        if key.startswith("hydra") or not folder.is_dir():
+        folders = [d / key for d in dirs if (d / key).is_dir()]
+        if key.startswith("hydra") or not folders:
             continue
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
         allowed = ", ".join(options)
         if value == "null":
             exit_with(f"{key}=null: must be one of {allowed} (or drop the group with ~{key})")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders
@@ -71,7 +72,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = {
         "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
-        "encoder": learner.encoding, "seed": run_cfg.seed,
+        "encoder": learner.encoding, "seed": run_cfg.seed, "threads": torch.get_num_threads(),
         "way": run_cfg.way, "shot": run_cfg.shot, "query": run_cfg.query,
         "noise": noise.describe() if noise else None, "status": "completed",
         "trained": {"dataset": trained.dataset.get("name", trained.dataset._target_),

@@ -1,10 +1,10 @@
 """The block of plain lines that ends a run: what was measured, against what, and where it is.
 
     == protonet on omniglot: 5-way 1-shot, 600 test episodes ==
-    test accuracy      93.1 ± 0.5 %
-    pixel control      45.2 ± 0.8 %   model - control: +47.9 ± 0.9 points
-    untrained control  38.1 ± 0.7 %   model - control: +55.0 ± 0.9 points
-    time               train 300 episodes in 1 min 32 s | test 41 s
+    test accuracy      <acc> ± <ci95> %
+    pixel control      <acc> ± <ci95> %   model - control: <+diff> ± <ci95> points
+    untrained control  <acc> ± <ci95> %   model - control: <+diff> ± <ci95> points
+    time               train 1000 episodes in <t> | test <t> | 2 torch threads
     run dir            outputs/2026-11-30/12-00-00
     metrics            outputs/2026-11-30/12-00-00/metrics.json
     evaluate again     python -m snnexp.eval ckpt_path=outputs/2026-11-30/12-00-00
@@ -67,6 +67,8 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
     if train.get("episodes"):
         timing = (f"train {train['episodes']} episodes in {duration(train['wall_s'])} | "
                   + timing)
+    if metrics.get("threads"):
+        timing += f" | {metrics['threads']} torch threads"
     lines += [row("time", timing), row("run dir", display_path(run_dir)),
               row("metrics", display_path(Path(run_dir) / "metrics.json"))]
     if eval_command:

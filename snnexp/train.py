@@ -134,6 +134,7 @@ def summary(cfg: DictConfig, trainer: MetaTrainer, dataset: str) -> dict[str, An
     return {
         "model": trainer.learner.name, "dataset": dataset,
         "encoder": trainer.learner.encoding, "seed": cfg.seed,
+        "threads": torch.get_num_threads(),  # float sums, so the metrics, depend on it
         "way": cfg.way, "shot": cfg.shot, "query": cfg.query, "train_way": cfg.train_way,
         "train_shot": cfg.train_shot, "train_query": cfg.train_query,
         "train": {"episodes": trainer.done, "wall_s": trainer.wall_s,

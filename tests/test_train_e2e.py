@@ -101,3 +101,28 @@ def test_init_from_starts_the_snn_from_its_ann_twins_weights(compose_cfg, tmp_pa
     fresh = train(compose_cfg(*TINY, "optimizer.lr=0", "train_episodes=1",
                               output_dir=tmp_path / "fresh"))[1]["learner"].net.state_dict()
     assert not torch.equal(fresh["ops.0.weight"], twin["ops.0.weight"])
+
+
+@pytest.mark.slow
+def test_the_main_job_beats_the_pixel_control_and_its_eval_command_pastes(tmp_path):
+    """``python -m snnexp.train`` as it is (bundled Omniglot, 5-way 1-shot): at least 30
+    points above nearest-pixel prototypes; the summary block's eval command, pasted into a
+    shell, reproduces the run's test."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "main_job=default,seed=0"  # a name Hydra's grammar would split
+    result = run_cli("logger=none", f"hydra.run.dir='{run_dir}'", timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["way"], metrics["shot"]) == ("omniglot", 5, 1)
+    assert metrics["test"]["acc"] >= metrics["test"]["acc_pixel"] + 0.30
+    log = (run_dir / "train.log").read_text()
+    command = log.split("evaluate again", 1)[1].strip().splitlines()[0]
+    assert command.startswith("python -m snnexp.eval ")
+    command = (command.replace("python", sys.executable, 1)
+               + f" test_episodes=50 hydra.run.dir={tmp_path / 'eval'}")
+    pasted = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert pasted.returncode == 0, pasted.stderr[-2000:]
+    assert "test accuracy" in pasted.stderr + pasted.stdout

@@ -1,0 +1,44 @@
+"""docs/extending.md's own-dataset example runs as written: a loader module and a dataset
+option in a user's --config-dir."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+from snnexp.cli import exit_on_bad_group_choice
+
+DOC = (REPO / "docs" / "extending.md").read_text()
+
+
+def code_block(after: str) -> str:
+    """The first fenced code block following the line that contains ``after``."""
+    return re.search(re.escape(after) + r".*?```\w*\n(.*?)```", DOC, re.S).group(1)
+
+
+def test_a_user_dataset_in_a_config_dir_trains(tmp_path: Path):
+    (tmp_path / "my_data.py").write_text(code_block("my_data.py (importable").split("\n", 1)[1])
+    (tmp_path / "my_conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "my_conf" / "dataset" / "blobs.yaml").write_text(
+        code_block("my_conf/dataset/blobs.yaml").split("\n", 1)[1])
+    command = code_block("test_classes: [7, 8, 9]")  # the bash block after the YAML
+    args = command.split("python -m snnexp.train ", 1)[1].split()
+    result = run_cli(*args, "train_episodes=3", "val_every=3", "val_episodes=2",
+                     "test_episodes=3", "threads=1", "logger=none",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["way"], metrics["shot"]) == ("blobs", 3, 1)
+
+
+def test_options_of_a_config_dir_pass_the_group_check(tmp_path: Path):
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "blobs.yaml").write_text("_target_: my_data.load\n")
+    exit_on_bad_group_choice(["--config-dir", str(tmp_path), "dataset=blobs"])
+    exit_on_bad_group_choice([f"--config-dir={tmp_path}", "dataset=omniglot,blobs"])
+    with pytest.raises(SystemExit):
+        exit_on_bad_group_choice(["dataset=blobs"])
