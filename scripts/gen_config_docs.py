@@ -23,6 +23,7 @@ OUT = REPO / "docs" / "configuration.md"
 sys.path.insert(0, str(REPO))
 
 from snnexp.config import SCHEMAS  # noqa: E402
+from snnexp.schema import allowed_values  # noqa: E402
 
 # groups documented key by key; the others (presets, launchers) are listed with their purpose
 KEYED_GROUPS = ["model", "dataset", "encoder", "optimizer", "scheduler", "logger", "noise",
@@ -39,6 +40,7 @@ class Key:
     name: str
     default: str
     type: str
+    allowed: str
     meaning: str
 
 
@@ -54,23 +56,33 @@ def header_comment(lines: list[str]) -> str:
     return " ".join(t for t in text if t)
 
 
-def schema_types(lines: list[str], default: str | None = None) -> dict[str, str]:
-    """``{field: type}`` of the schema a file pulls in (or of ``default``)."""
+def schema_fields(lines: list[str], default: str | None = None) -> dict[str, dataclasses.Field]:
+    """``{dotted field: field}`` of the schema a file pulls in (or of ``default``), nested
+    sections as dotted names."""
     name = default
     for line in lines:
         match = re.search(r"/(\w+_schema)@_here_", line)
         if match:
             name = match.group(1)
     schema = SCHEMAS.get(name) if name else None
-    if schema is None:
-        return {}
-    return {f.name: str(f.type) for f in dataclasses.fields(schema)}
+    return flat_fields(schema) if schema is not None else {}
+
+
+def flat_fields(schema: type, prefix: str = "") -> dict[str, dataclasses.Field]:
+    out = {}
+    for f in dataclasses.fields(schema):
+        nested = f.default_factory
+        if isinstance(nested, type) and dataclasses.is_dataclass(nested):
+            out.update(flat_fields(nested, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = f
+    return out
 
 
 def parse_keys(path: Path, prefix: str, schema: str | None = None) -> list[Key]:
     """The keys of a YAML file with their defaults and comments (nested maps as dotted keys)."""
     lines = path.read_text().splitlines()
-    types = schema_types(lines, schema)
+    fields = schema_fields(lines, schema)
     keys: list[Key] = []
     pending: list[str] = []
     parents: list[tuple[int, str]] = []
@@ -105,17 +117,18 @@ def parse_keys(path: Path, prefix: str, schema: str | None = None) -> list[Key]:
             pending = []
             continue
         meaning = note or " ".join(p for p in pending if p and not p.startswith("@package"))
-        keys.append(Key(f"{prefix}{dotted}", value, types.get(dotted, ""), meaning.strip()))
+        found = fields.get(dotted)
+        keys.append(Key(f"{prefix}{dotted}", value, str(found.type) if found else "",
+                        (allowed_values(found) or "") if found else "", meaning.strip()))
         pending, continues = [], bool(note)
     return keys
 
 
 def table(keys: list[Key]) -> list[str]:
-    rows = ["| key | default | type | meaning |", "|---|---|---|---|"]
+    rows = ["| key | default | type | allowed | meaning |", "|---|---|---|---|---|"]
     for k in keys:
-        meaning = k.meaning.replace("|", "\\|")
-        kind = k.type.replace("|", "\\|")
-        rows.append(f"| `{k.name}` | `{k.default}` | {kind} | {meaning} |")
+        cells = [c.replace("|", "\\|") for c in (k.type, k.allowed, k.meaning)]
+        rows.append(f"| `{k.name}` | `{k.default}` | " + " | ".join(cells) + " |")
     return rows
 
 
