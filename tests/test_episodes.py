@@ -69,10 +69,10 @@ def test_episode_to_moves_every_tensor():
 
 
 @pytest.mark.parametrize("way, shot, query, message", [
-    (0, 1, 1, r"^way=0: must be an integer >= 1"),
-    (-1, 1, 1, r"^way=-1: must be an integer >= 1"),
-    (2, 0, 1, r"^shot=0: must be an integer >= 1"),
-    (2, 1, 0, r"^query=0: must be an integer >= 1"),
+    (0, 1, 1, r"^train_way=0: must be an integer >= 1"),  # a training sampler names train_*
+    (-1, 1, 1, r"^train_way=-1: must be an integer >= 1"),
+    (2, 0, 1, r"^train_shot=0: must be an integer >= 1"),
+    (2, 1, 0, r"^train_query=0: must be an integer >= 1"),
 ])
 def test_sampler_raises_on_non_positive_shape(way, shot, query, message):
     images, labels = make_split([5] * 3)
@@ -82,14 +82,17 @@ def test_sampler_raises_on_non_positive_shape(way, shot, query, message):
 
 def test_sampler_raises_when_way_exceeds_classes():
     images, labels = make_split([5] * 5)
-    with pytest.raises(UserError, match=r"way=6 but the test split has 5 classes"):
+    with pytest.raises(UserError, match=r"^way=6 but the test split has 5 classes"):
         EpisodeSampler(images, labels, way=6, shot=1, query=1, seed=0, name="test")
 
 
 def test_sampler_raises_when_the_smallest_class_is_too_small():
     images, labels = make_split([9, 9, 4])
-    with pytest.raises(UserError, match=r"shot\+query=2\+3=5 .* smallest class .* has 4 images"):
+    with pytest.raises(UserError, match=r"^train_shot\+train_query=2\+3=5 .* smallest class .* "
+                       r"has 4 images"):
         EpisodeSampler(images, labels, way=2, shot=2, query=3, seed=0)
+    with pytest.raises(UserError, match=r"^shot\+query=2\+3=5 .* the smallest class of the val"):
+        EpisodeSampler(images, labels, way=2, shot=2, query=3, seed=0, name="val")
     EpisodeSampler(images, labels, way=2, shot=2, query=2, seed=0)  # 4 images suffice
 
 
@@ -146,7 +149,7 @@ def test_property_every_valid_shape_gives_a_contract_episode(data, n_classes, ch
     shot = data.draw(st.integers(1, max(1, min(counts) - 1)))
     query = data.draw(st.integers(1, 12))
     if shot + query > min(counts):
-        with pytest.raises(UserError, match=r"shot\+query"):
+        with pytest.raises(UserError, match=r"^train_shot\+train_query"):
             EpisodeSampler(images, labels, way, shot, query, seed=seed)
         return
     sampler = EpisodeSampler(images, labels, way, shot, query, seed=seed)

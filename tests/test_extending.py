@@ -15,17 +15,18 @@ from snnexp.cli import exit_on_bad_group_choice
 DOC = (REPO / "docs" / "extending.md").read_text()
 
 
-def code_block(after: str) -> str:
-    """The first fenced code block following the line that contains ``after``."""
-    return re.search(re.escape(after) + r".*?```\w*\n(.*?)```", DOC, re.S).group(1)
+def code_block(language: str, holding: str) -> str:
+    """The fenced ``language`` code block of the page that contains ``holding``."""
+    return next(block for block in re.findall(rf"```{language}\n(.*?)```", DOC, re.S)
+                if holding in block)
 
 
 def test_a_user_dataset_in_a_config_dir_trains(tmp_path: Path):
-    (tmp_path / "my_data.py").write_text(code_block("my_data.py (importable").split("\n", 1)[1])
+    (tmp_path / "my_data.py").write_text(code_block("python", "def load("))
     (tmp_path / "my_conf" / "dataset").mkdir(parents=True)
     (tmp_path / "my_conf" / "dataset" / "blobs.yaml").write_text(
-        code_block("my_conf/dataset/blobs.yaml").split("\n", 1)[1])
-    command = code_block("test_classes: [7, 8, 9]")  # the bash block after the YAML
+        code_block("yaml", "_target_: my_data.load"))
+    command = code_block("bash", "--config-dir my_conf")
     args = command.split("python -m snnexp.train ", 1)[1].split()
     result = run_cli(*args, "train_episodes=3", "val_every=3", "val_episodes=2",
                      "test_episodes=3", "threads=1", "logger=none",

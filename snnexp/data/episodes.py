@@ -59,7 +59,9 @@ class EpisodeSampler:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, way: int, shot: int,
                  query: int, seed: int, name: str = "train") -> None:
-        for key, value in (("way", way), ("shot", shot), ("query", query)):
+        # the config keys of this phase's shape: train_way, ... for meta-training, else way, ...
+        keys = {k: f"train_{k}" if name == "train" else k for k in ("way", "shot", "query")}
+        for key, value in ((keys["way"], way), (keys["shot"], shot), (keys["query"], query)):
             if int(value) < 1:
                 raise UserError(f"{key}={value}: must be an integer >= 1")
         self.images, self.labels = images, labels
@@ -68,11 +70,13 @@ class EpisodeSampler:
         self.class_ids = np.unique(label_array)
         self.indices_by_class = [np.flatnonzero(label_array == c) for c in self.class_ids]
         if self.way > len(self.class_ids):
-            raise UserError(f"way={self.way} but the {name} split has {len(self.class_ids)} "
+            raise UserError(f"{keys['way']}={self.way} but the {name} split has "
+                            f"{len(self.class_ids)} "
                             f"classes (allowed: 1..{len(self.class_ids)})")
         smallest = min(len(idx) for idx in self.indices_by_class)
         if self.shot + self.query > smallest:
-            raise UserError(f"shot+query={self.shot}+{self.query}={self.shot + self.query} but "
+            raise UserError(f"{keys['shot']}+{keys['query']}={self.shot}+{self.query}="
+                            f"{self.shot + self.query} but "
                             f"the smallest class of the {name} split has {smallest} images")
         self.rng = np.random.default_rng(seed)
 
