@@ -116,7 +116,9 @@ def test_a_signal_saves_last_and_metrics_then_resume_matches_an_uninterrupted_ru
 @pytest.mark.slow
 def test_sigint_to_a_cli_run_exits_130_and_the_cli_resumes_it(compose_cfg, tmp_path):
     run_dir = tmp_path / "interrupted"
-    args = [*RUN, "train_episodes=100000", "val_every=3"]
+    # a constant lr: the reference trains for train_episodes=target from the start, while a
+    # cosine schedule would have decayed over the interrupted run's 100000 episodes
+    args = [*RUN, "train_episodes=100000", "val_every=3", "scheduler=constant"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "snnexp.train", *args,
                              f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
