@@ -91,7 +91,8 @@ def test_eval_applies_noise_and_another_way_to_the_same_episodes(run_dir: Path,
 
 
 def test_eval_refuses_a_dataset_of_another_image_size(run_dir: Path, tmp_path: Path) -> None:
-    from snnexp.api import load_learner, restore_learner
+    from snnexp.api import load_learner
+    from snnexp.checkpoint import restore_learner
 
     learner = load_learner(run_dir)
     state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)

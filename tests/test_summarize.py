@@ -20,9 +20,9 @@ from scipy import stats
 
 from snnexp.checkpoint import json_text
 from snnexp.data.episodes import EpisodeSampler
+from snnexp.evaluation import flat_metrics
 from snnexp.metrics import episodes_fingerprint, mean_ci95, per_episode_correct
 from snnexp.noise import GaussianNoise, NoisySampler
-from snnexp.train import flat_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES, EPISODES = 10, 20

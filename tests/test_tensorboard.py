@@ -13,10 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from snnexp.cli import overridden
 from snnexp.config import register_configs
 from snnexp.hparams import METRICS, run_hparams, swept_keys
 from snnexp.plots import evenly_spaced, figure_to_rgb, membrane_figure, raster_figure
-from snnexp.train import overridden
 
 
 @pytest.fixture
