@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnexp.bench import memory, protonet, rstdp
-from snnexp.bench.accuracy import time_to_accuracy
-from snnexp.bench.notebook import load_from, load_into, notebook_logits, notebook_train_step
-from snnexp.bench.protonet import Setting
+from benchmarks import memory, protonet, rstdp
+from benchmarks.accuracy import time_to_accuracy
+from benchmarks.notebook import load_from, load_into, notebook_logits, notebook_train_step
+from benchmarks.protonet import Setting
 from snnexp.data.episodes import Episode
 
 TINY = Setting(way=3, shot=2, query=2, num_steps=4)

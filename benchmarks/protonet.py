@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from snntorch import surrogate
 
-from snnexp.bench.notebook import NotebookNet, load_into, notebook_logits, notebook_train_step
+from benchmarks.notebook import NotebookNet, load_into, notebook_logits, notebook_train_step
 from snnexp.data.episodes import Episode, EpisodeSampler
 from snnexp.encoding import DirectEncoder
 from snnexp.malloc import retain_freed_memory
