@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnexp import builders, checkpoint, evaluation
+from snnexp import builders, checkpoint, evaluation, tuning
 from snnexp import cli as cli_
 from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.noise import NoisySampler
@@ -50,7 +50,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     trained = checkpoint.checkpoint_config(state, ckpt)
     run_cfg = eval_run_config(cfg, trained)
     check_config(run_cfg)
-    builders.configure_torch(run_cfg.threads)
+    tuning.configure(run_cfg.threads, cfg.cpu_tuning)
     device = builders.resolve_device(run_cfg.device)
     pool = builders.build_pool(run_cfg.dataset)
     learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,

@@ -1,9 +1,9 @@
 """Resuming an interrupted run: its checkpoint, and its config with what may change.
 
 ``resume=<run dir or last.pt>`` continues the run from ``checkpoints/last.pt`` with the stored
-config; only ``train_episodes``, ``device`` and ``threads`` may be given anew (and the paths of
-the new run dir). The learner's weights and the loop's position are restored by the caller
-(``checkpoint.load_learner_state``, ``MetaTrainer.restore``).
+config; only ``train_episodes``, ``device``, ``threads`` and ``cpu_tuning`` may be given anew
+(and the paths of the new run dir). The learner's weights and the loop's position are restored
+by the caller (``checkpoint.load_learner_state``, ``MetaTrainer.restore``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from snnexp.checkpoint import load_checkpoint
 from snnexp.cli import overridden
 from snnexp.errors import UserError
 
-# keys that may change when a run is resumed; any other override must match the stored config
-RESUMABLE = ("train_episodes", "device", "threads", "resume", "overwrite", "paths.", "hydra.")
-CHANGEABLE = ("train_episodes", "device", "threads")
+# keys a resumed run may set anew (each taken from this run); any other override given on the
+# command line must match the stored config
+CHANGEABLE = ("train_episodes", "device", "threads", "cpu_tuning")
+RESUMABLE = (*CHANGEABLE, "resume", "overwrite", "paths.", "hydra.")
 
 
 def load_resume(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
@@ -31,7 +32,7 @@ def load_resume(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
 
 
 def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
-    """The interrupted run's config, with this run's paths, device, threads, ``train_episodes``.
+    """The interrupted run's config, with this run's paths and ``CHANGEABLE`` keys.
 
     Any other key given on the command line must equal the stored value (``UserError``)."""
     stored = OmegaConf.create(state["config"])
@@ -43,7 +44,7 @@ def config_for_resume(cfg: DictConfig, state: dict[str, Any]) -> DictConfig:
         if old != OmegaConf.select(cfg, key):
             was = f"{key}={old}" if not OmegaConf.is_config(old) else f"another {key}"
             raise UserError(f"{key}={given[key]}: resume={cfg.resume} was trained with {was}; "
-                            "on resume only train_episodes, device, threads may change")
+                            "on resume only train_episodes, device, threads, cpu_tuning may change")
     with open_dict(stored):
         stored.paths = cfg.paths
         stored.logger = cfg.logger  # this run's own TensorBoard folder

@@ -17,7 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from snnexp import builders, checkpoint, evaluation
+from snnexp import builders, checkpoint, evaluation, tuning
 from snnexp import cli as cli_
 from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.loop import Interrupted, MetaTrainer
@@ -33,7 +33,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg, resume_state = load_resume(cfg)
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    builders.configure_torch(cfg.threads)
+    tuning.configure(cfg.threads, cfg.cpu_tuning)
     device = builders.resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     pool = builders.build_pool(cfg.dataset)

@@ -111,8 +111,8 @@ def test_summarize_refuses_an_unknown_group_key(tmp_path: Path) -> None:
 def test_parallel_sweep_jobs_share_the_cores(launcher: str, expected) -> None:
     from hydra.types import RunMode
 
-    from snnexp.builders import available_cores, launcher_threads
     from snnexp.config import register_configs
+    from snnexp.tuning import available_cores, launcher_threads
 
     register_configs()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -171,7 +171,7 @@ def test_parallel_launchers_run_every_job(tmp_path: Path, launcher: str) -> None
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     jobs = multirun(tmp_path, f"hydra/launcher={launcher}", *extra,
                     f"model={','.join(MODELS)}")
-    from snnexp.builders import available_cores
+    from snnexp.tuning import available_cores
 
     assert [read_job(j)[0]["model"] for j in jobs] == MODELS
     threads = max(1, available_cores() // 2) if launcher == "joblib" else 1  # cpus_per_task
