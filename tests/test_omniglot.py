@@ -46,7 +46,7 @@ def fake_root(tmp_path: Path) -> Path:
 
 def alphabets_of(pool, labels: torch.Tensor) -> set[str]:
     offset = max(pool.classes) + 1
-    return {pool.alphabet_of[int(c) % offset] for c in torch.unique(labels)}
+    return {pool.class_groups[int(c) % offset] for c in torch.unique(labels)}
 
 
 def test_loader_reads_the_tree_resized_and_inverted(fake_root: Path):
@@ -209,4 +209,4 @@ def test_bundled_array_equals_the_decoded_pngs():
     bundled = load_omniglot(str(SHARED / "absent"), test_alphabets=["Korean"])
     assert torch.equal(from_pngs.images, bundled.images)
     assert torch.equal(from_pngs.labels, bundled.labels)
-    assert from_pngs.alphabet_of == bundled.alphabet_of
+    assert from_pngs.class_groups == bundled.class_groups
