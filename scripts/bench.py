@@ -8,7 +8,8 @@ Sections: ``protonet`` (meta-training episodes/s vs the notebook's computation),
 (achieved GFLOP/s of that step vs a matmul's), ``t98`` (training time to 98% validation
 accuracy on ``experiment=seed_mnist``), ``test`` (test episodes/s), ``rstdp`` (R-STDP synapse
 updates/s vs a per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training).
-The measurement code is ``snnexp.bench``; the reference is ``snnexp.bench.notebook``.
+The measurement code is ``benchmarks/`` (next to ``scripts/``, not installed); the reference is
+``benchmarks/notebook.py``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from snnexp.bench import accuracy, memory, protonet, rstdp
-from snnexp.bench.protonet import Setting
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: benchmarks/
+from benchmarks import accuracy, memory, protonet, rstdp  # noqa: E402
+from benchmarks.protonet import Setting  # noqa: E402
 
 SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory")
 TARGETS = {"protonet_speedup": 3.0, "flop_fraction": 0.40, "time_to_98_speedup": 10.0,
@@ -182,7 +185,7 @@ def table(r: dict) -> str:
         out.append(f"t98: training seconds only (validation on {t['val_queries']} fixed queries "
                    "excluded); a run that hits its cap makes the ratio a lower bound.")
     if "protonet_speedup" in r:
-        out.append("reference = the notebook's computation (snnexp.bench.notebook) with "
+        out.append("reference = the notebook's computation (benchmarks.notebook) with "
                    "PyTorch's default process settings, as the notebook ran.")
     return "\n".join(out)
 

@@ -15,37 +15,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from snnexp import builders
-from snnexp.checkpoint import load_checkpoint, load_learner_state
+from snnexp.checkpoint import (
+    checkpoint_config,
+    load_checkpoint,
+    resolve_checkpoint,
+    restore_learner,
+)
 from snnexp.data.preprocess import ImageFormat, prepare_images
 from snnexp.errors import UserError
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A ``.pt`` file -> itself; a run dir -> the checkpoint its test used.
-
-    That is ``checkpoints/best.pt`` when the run tested its best weights (``test_from=best``,
-    the default) and the file exists, else ``checkpoints/last.pt``.
-    """
-    path = Path(path).expanduser()
-    ckpt_dir = path / "checkpoints"
-    if not path.is_dir() or not ckpt_dir.is_dir():
-        return path
-    best, last = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
-    if best.is_file() and last.is_file():
-        test_from = load_checkpoint(last).get("config", {}).get("test_from", "best")
-        return best if test_from == "best" else last
-    return best if best.is_file() else last
-
-
-def checkpoint_config(state: dict[str, Any], path: Path) -> DictConfig:
-    """The training config stored in a checkpoint."""
-    if not isinstance(state.get("config"), dict) or "learner" not in state:
-        raise UserError(f"checkpoint {path}: has no training config or learner state "
-                        "(written by an older snnexp?)")
-    return OmegaConf.create(state["config"])
 
 
 def data_format(state: dict[str, Any], cfg: DictConfig) -> tuple[tuple[int, ...], ImageFormat]:
@@ -59,14 +39,6 @@ def data_format(state: dict[str, Any], cfg: DictConfig) -> tuple[tuple[int, ...]
         return tuple(int(s) for s in data["image_shape"]), ImageFormat(**data["image_format"])
     pool = builders.build_pool(cfg.dataset)
     return tuple(pool.image_shape), pool.image_format
-
-
-def restore_learner(cfg: DictConfig, state: dict[str, Any], image_shape: tuple[int, ...],
-                    device: torch.device, source: str = "ckpt_path") -> Any:
-    """Build the learner of ``cfg`` for ``image_shape`` and load the checkpoint's weights."""
-    learner = builders.build_learner(cfg, image_shape, device)
-    load_learner_state(learner, state, f"{source} (images {list(image_shape)} as C, H, W)")
-    return learner
 
 
 class PretrainedLearner:
@@ -113,7 +85,7 @@ class PretrainedLearner:
 
 def load_learner(path: str | Path, device: str = "cpu") -> PretrainedLearner:
     """Load a trained learner from a run directory or a checkpoint file."""
-    ckpt = resolve_checkpoint(path)
+    ckpt = resolve_checkpoint(path, "tested")
     state = load_checkpoint(ckpt)
     cfg = checkpoint_config(state, ckpt)
     torch_device = builders.resolve_device(device)

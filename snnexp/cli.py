@@ -235,6 +235,20 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def overridden() -> dict[str, str]:
+    """``{key: value}`` given on the command line (empty outside a Hydra app)."""
+    pairs = (o.lstrip("+~").split("=", 1) for o in _task_overrides())
+    return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
+
+
+def is_multirun() -> bool:
+    """Whether this process runs a job of a Hydra sweep (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def known_keys(node: Any) -> list[str] | None:
     """The keys ``node`` accepts: the fields of its schema, or the parameters of its
     ``_target_``; ``None`` when any key goes (no schema, a target taking ``**kwargs``)."""

@@ -123,6 +123,7 @@ class TrainConfig:
     test_from: str = "best"
     device: str = "auto"
     threads: int | None = None
+    cpu_tuning: bool = MISSING
     resume: str | None = None
     init_from: str | None = None
     overwrite: bool = False
@@ -151,6 +152,7 @@ class EvalConfig:
     seed: int | None = None
     device: str | None = None
     threads: int | None = None
+    cpu_tuning: bool = MISSING
     overwrite: bool = False
     paths: PathsConfig = field(default_factory=PathsConfig)
     dataset: Any = None  # a `dataset` option (another dataset than the training one), or null

@@ -5,7 +5,7 @@
     python -m snnexp.eval -m ckpt_path=P noise=gaussian noise.std=0,0.1,0.2,0.4   # a noise curve
 
 Keys left ``null`` in ``conf/eval.yaml`` keep the checkpoint's training values, so a plain
-``ckpt_path=<run dir>`` reproduces the run's own test. The test is ``snnexp.train.run_test``
+``ckpt_path=<run dir>`` reproduces the run's own test. The test is ``snnexp.evaluation.run_test``
 (the same episodes, the same pixel and untrained controls); ``noise`` corrupts the support and
 query images of every test episode (``snnexp.noise``).
 """
@@ -13,21 +13,15 @@ query images of every test episode (``snnexp.noise``).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnexp import builders
+from snnexp import builders, checkpoint, evaluation, tuning
 from snnexp import cli as cli_
-from snnexp.api import checkpoint_config, resolve_checkpoint, restore_learner
-from snnexp.checkpoint import load_checkpoint, write_json
 from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.noise import NoisySampler
-from snnexp.report import summary_lines
-from snnexp.train import run_test
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -51,15 +45,16 @@ def eval_run_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``test_episodes`` episodes; write and return ``metrics.json``."""
-    ckpt = resolve_checkpoint(cfg.ckpt_path)
-    state = load_checkpoint(ckpt)
-    trained = checkpoint_config(state, ckpt)
+    ckpt = checkpoint.resolve_checkpoint(cfg.ckpt_path, "tested")
+    state = checkpoint.load_checkpoint(ckpt)
+    trained = checkpoint.checkpoint_config(state, ckpt)
     run_cfg = eval_run_config(cfg, trained)
     check_config(run_cfg)
-    builders.configure_torch(run_cfg.threads)
+    tuning.configure(run_cfg.threads, cfg.cpu_tuning)
     device = builders.resolve_device(run_cfg.device)
     pool = builders.build_pool(run_cfg.dataset)
-    learner = restore_learner(run_cfg, state, pool.image_shape, device, f"ckpt_path={ckpt}")
+    learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,
+                                         f"ckpt_path={ckpt}")
     sampler: Any = builders.build_sampler(pool.splits()["test"], run_cfg.way, run_cfg.shot,
                                           run_cfg.query, run_cfg.seed, "test")
     noise = None
@@ -69,20 +64,13 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)
-    result = run_test(run_cfg, learner, sampler, pool.image_shape, device)
-    metrics = {
-        "ckpt_path": str(ckpt), "model": learner.name, "dataset": pool.name,
-        "encoder": learner.encoding, "seed": run_cfg.seed, "threads": torch.get_num_threads(),
-        "way": run_cfg.way, "shot": run_cfg.shot, "query": run_cfg.query,
-        "noise": noise.describe() if noise else None, "status": "completed",
-        "trained": {"dataset": trained.dataset.get("name", trained.dataset._target_),
-                    "way": trained.train_way, "shot": trained.train_shot,
-                    "episodes": state.get("loop", {}).get("done")},
-        **result,
-    }
-    write_json(Path(run_cfg.paths.output_dir) / "metrics.json", metrics)
-    for line in summary_lines(metrics, run_cfg.paths.output_dir, None):
-        log.info("%s", line)
+    result = evaluation.run_test(run_cfg, learner, sampler, pool.image_shape, device)
+    metrics = evaluation.metrics_record(
+        run_cfg, learner, pool.name, "completed",
+        **evaluation.evaluation_sections(ckpt, trained, checkpoint.trained_episodes(state), noise),
+        **result)
+    evaluation.write_metrics(run_cfg.paths.output_dir, metrics)
+    evaluation.log_summary(metrics, run_cfg.paths.output_dir, evaluate_again=False)
     return metrics
 
 

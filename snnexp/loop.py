@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from snnexp.checkpoint import atomic_write, save_checkpoint
+from snnexp.checkpoint import atomic_write, checkpoint_file, load_checkpoint, save_checkpoint
 from snnexp.data.episodes import EpisodeSampler
 from snnexp.errors import UserError
 from snnexp.loggers import NullLogger
@@ -76,7 +76,7 @@ class MetaTrainer:
         self.episodes, self.val_every, self.val_episodes = episodes, val_every, val_episodes
         self.device, self.snapshot, self.progress = device, snapshot, progress
         self.logger = logger or NullLogger()
-        self.ckpt_dir = Path(run_dir) / "checkpoints"
+        self.run_dir = Path(run_dir)
         self.done = 0
         self.wall_s = 0.0
         self.val_history: list[list[float]] = []  # [episode, val acc, val ci95]
@@ -89,7 +89,7 @@ class MetaTrainer:
                 "learner": self.learner.state_dict(),
                 "loop": {"done": self.done, "wall_s": self.wall_s, "best": dict(self.best),
                          "val_history": self.val_history, "last_train": self.last_train,
-                         "best_checkpoint": str((self.ckpt_dir / "best.pt").resolve())},
+                         "best_checkpoint": str(checkpoint_file(self.run_dir, "best").resolve())},
                 "train_sampler": self.train_sampler.state_dict(),
                 "torch_rng": torch.get_rng_state()}
 
@@ -109,15 +109,24 @@ class MetaTrainer:
         A run resumed into a new directory then tests the same best weights as an
         uninterrupted run, even when no later validation improves on them.
         """
-        target = self.ckpt_dir / "best.pt"
+        target = checkpoint_file(self.run_dir, "best")
         if source and Path(source).is_file() and not target.exists():
             data = Path(source).read_bytes()
             atomic_write(target, lambda f: f.write(data))
 
     def save(self, name: str) -> Path:
-        path = self.ckpt_dir / f"{name}.pt"
+        path = checkpoint_file(self.run_dir, name)
         save_checkpoint(path, self.state())
         return path
+
+    def load_best(self) -> bool:
+        """Give the learner the weights of ``best.pt`` (the best validation) when it was
+        written; return whether it was."""
+        path = checkpoint_file(self.run_dir, "best")
+        if not path.exists():
+            return False
+        self.learner.load_state_dict(load_checkpoint(path)["learner"])
+        return True
 
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -174,7 +183,7 @@ class MetaTrainer:
     def _check_finite(self, stats: dict[str, float]) -> None:
         bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
         if bad:
-            last = self.ckpt_dir / "last.pt"
+            last = checkpoint_file(self.run_dir, "last")
             kept = f"the last good checkpoint {last} is intact" if last.exists() else \
                 "no checkpoint was written yet"
             raise UserError(f"non-finite train/{', '.join(bad)} ({list(bad.values())[0]}) at "

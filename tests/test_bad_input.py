@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, REPO, TINY, run_cli
+from helpers.cli import run_cli
+from helpers.configs import CONF_DIR, REPO, TINY
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from helpers.scripts import load_script
 
-from snnexp.bench import memory, protonet, rstdp
-from snnexp.bench.accuracy import time_to_accuracy
-from snnexp.bench.notebook import load_from, load_into, notebook_logits, notebook_train_step
-from snnexp.bench.protonet import Setting
+from benchmarks import memory, protonet, rstdp
+from benchmarks.accuracy import time_to_accuracy
+from benchmarks.notebook import load_from, load_into, notebook_logits, notebook_train_step
+from benchmarks.protonet import Setting
 from snnexp.data.episodes import Episode
 
 TINY = Setting(way=3, shot=2, query=2, num_steps=4)
@@ -28,7 +27,6 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
     protonet.process_settings(True)
-BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 
 
 def _episode(s: Setting, seed: int = 0, scale: float = 3.0) -> Episode:
@@ -138,10 +136,7 @@ def test_memory_of_a_tiny_step_in_a_fresh_process():
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_script", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 def test_bench_table_prints_each_ratio_with_its_target():

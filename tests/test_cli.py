@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, TINY, run_cli
+from helpers.cli import run_cli
+from helpers.configs import CONF_DIR, TINY
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 

@@ -1,10 +1,14 @@
-"""Every option of every config group composes and instantiates; typos fail at compose time."""
+"""Every option of every config group composes and instantiates; typos fail at compose time;
+parallel jobs get their own run dirs (``config.unique_dir``)."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 import torch
-from conftest import CONF_DIR
+from helpers.configs import CONF_DIR
 from hydra.errors import ConfigCompositionException, HydraException
 from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
@@ -12,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from snnexp import builders
 from snnexp.cli import exit_on_bad_group_choice
-from snnexp.config import check_config
+from snnexp.config import check_config, unique_dir
 from snnexp.data.pool import ClassPool
 from snnexp.errors import UserError
 
@@ -183,3 +187,15 @@ def test_a_group_choice_that_is_not_there_exits_2_with_one_line(override, line, 
         exit_on_bad_group_choice(["way=3", override])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"[snnexp][ERROR] - {line}\n"
+
+
+def test_parallel_jobs_started_in_the_same_second_get_their_own_run_dirs(tmp_path):
+    base = str(tmp_path / "2026-01-01" / "12-00-00")
+    made: list[str] = []
+    threads = [threading.Thread(target=lambda: made.append(unique_dir(base))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8 and all(Path(p).is_dir() for p in made)
+    assert base in made

@@ -137,6 +137,28 @@ def test_image_split_puts_every_class_in_both_phases_with_disjoint_images():
         assert set(split.labels.tolist()) == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("args", [
+    {"split": "images", "test_fraction": 0.5},                  # two shuffles per call
+    {"train_classes": [0, 1], "test_classes": [2, 3]},          # val held out of training
+])
+def test_splits_are_the_same_at_every_call(args):
+    images = torch.rand(40, 1, 2, 2)
+    pool = ClassPool(images, torch.arange(40) % 4, split_seed=3, **args)
+    first, second = pool.splits(), pool.splits()
+    for name in ("train", "val", "test"):
+        assert torch.equal(first[name].images, second[name].images)
+        assert torch.equal(first[name].labels, second[name].labels)
+    other = ClassPool(images, torch.arange(40) % 4, split_seed=4, **args).splits()
+    assert not torch.equal(other["val"].images, first["val"].images)  # the seed decides
+
+
+def test_class_groups_are_a_constructor_argument():
+    pool = ClassPool(torch.rand(8, 1, 2, 2), torch.arange(8) % 4,
+                     class_groups={0: "a", 1: "a", 2: "b", 3: "b"})
+    assert pool.class_groups == {0: "a", 1: "a", 2: "b", 3: "b"}
+    assert ClassPool(torch.rand(8, 1, 2, 2), torch.arange(8) % 4).class_groups is None
+
+
 def test_flips_and_rotations_add_the_eight_symmetries_as_training_classes():
     images = torch.rand(40, 1, 3, 3)  # asymmetric 3x3 images, 10 per class
     pool = ClassPool(images, torch.arange(40) % 4, train_classes=[0, 1], test_classes=[2, 3],

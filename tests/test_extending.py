@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+from helpers.cli import run_cli
+from helpers.configs import REPO
 
 from snnexp.cli import exit_on_bad_group_choice
 

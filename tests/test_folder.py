@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from snnexp.data.folder import image_size_pair, load_folder
+from snnexp.data.folder import image_size_pair, load_folder, read_image
+from snnexp.data.preprocess import ImageFormat, prepare_images
 from snnexp.errors import UserError
 
 
@@ -92,3 +93,16 @@ def test_image_size_accepts_int_or_pair(size, expected):
 def test_bad_image_size_raises_user_error(size):
     with pytest.raises(UserError, match="dataset.image_size"):
         image_size_pair(size)
+
+
+@pytest.mark.parametrize("mode, channels", [("L", 1), ("RGB", 3), ("RGB", 1), ("L", 3)])
+def test_a_file_and_a_users_pil_image_decode_alike(tmp_path: Path, mode: str, channels: int):
+    """One decoder: the loaders' ``read_image`` and ``prepare_images`` of the same picture."""
+    rng = np.random.default_rng(0)
+    shape = (10, 12) if mode == "L" else (10, 12, 3)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(tmp_path / "x.png")
+    from_file = read_image(tmp_path / "x.png", (7, 9), channels)
+    with Image.open(tmp_path / "x.png") as img:
+        from_user = prepare_images(img, (channels, 7, 9), ImageFormat())
+    assert from_file.shape == (channels, 7, 9) and from_file.dtype == np.uint8
+    assert torch.equal(from_user[0], torch.tensor(from_file).float() / 255)

@@ -7,17 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.configs import SHARED_DATA, compose
 from PIL import Image
 
-from snnexp.config import register_configs
 from snnexp.data import folder as folder_module
 from snnexp.data.omniglot import load_omniglot
 from snnexp.errors import UserError
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 BACKGROUND = {"Alpha": 3, "Beta": 2, "Gamma": 2}
 EVALUATION = {"Delta": 2}
 
@@ -46,7 +43,7 @@ def fake_root(tmp_path: Path) -> Path:
 
 def alphabets_of(pool, labels: torch.Tensor) -> set[str]:
     offset = max(pool.classes) + 1
-    return {pool.alphabet_of[int(c) % offset] for c in torch.unique(labels)}
+    return {pool.class_groups[int(c) % offset] for c in torch.unique(labels)}
 
 
 def test_loader_reads_the_tree_resized_and_inverted(fake_root: Path):
@@ -151,21 +148,14 @@ def test_unreadable_image_raises_user_error_naming_the_file(fake_root: Path):
 def test_preset_composes_and_trains_end_to_end(tmp_path: Path):
     """experiment=omniglot_5w1s on a fake tree with the preset's alphabet names."""
     write_tree(tmp_path, {"Korean": 3, "Early_Aramaic": 3, "Greek": 5, "Latin": 6}, drawings=6)
-    register_configs()
-    GlobalHydra.instance().clear()
     from snnexp.train import train
 
-    try:
-        with initialize_config_dir(CONF, version_base="1.3"):
-            cfg = compose("train", overrides=[
-                "experiment=omniglot_5w1s", f"paths.data_dir={tmp_path}",
-                f"paths.output_dir={tmp_path / 'run'}", f"paths.log_dir={tmp_path / 'logs'}",
-                "logger=none", "train_way=5", "train_episodes=2", "val_every=2",
-                "val_episodes=2", "test_episodes=3", "dataset.image_size=16",
-                "model.num_steps=2"])
-            metrics, _ = train(cfg)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose("train", "experiment=omniglot_5w1s", f"paths.data_dir={tmp_path}",
+                  f"paths.output_dir={tmp_path / 'run'}", f"paths.log_dir={tmp_path / 'logs'}",
+                  "logger=none", "train_way=5", "train_episodes=2", "val_every=2",
+                  "val_episodes=2", "test_episodes=3", "dataset.image_size=16",
+                  "model.num_steps=2")
+    metrics, _ = train(cfg)
     assert metrics["dataset"] == "omniglot" and metrics["test"]["episodes"] == 3
     assert 0.0 <= metrics["test"]["acc"] <= 1.0
     spikes = metrics["spikes"]
@@ -209,4 +199,4 @@ def test_bundled_array_equals_the_decoded_pngs():
     bundled = load_omniglot(str(SHARED / "absent"), test_alphabets=["Korean"])
     assert torch.equal(from_pngs.images, bundled.images)
     assert torch.equal(from_pngs.labels, bundled.labels)
-    assert from_pngs.alphabet_of == bundled.alphabet_of
+    assert from_pngs.class_groups == bundled.class_groups

@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.configs import compose
 
-from snnexp.config import register_configs
-
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
 RECORD = Path(__file__).resolve().parent / "data" / "regression.json"
 SHORT = ["threads=1", "logger=none", "device=cpu"]
 MAIN = [*SHORT, "train_episodes=20", "val_every=10", "val_episodes=5", "test_episodes=20"]
@@ -51,16 +47,11 @@ def kept(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def compose_train(*overrides: str):
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    return compose("train", *overrides)
 
 
 def compose_eval(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("eval", overrides=list(overrides))
+    return compose("eval", *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +74,6 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
                                      f"paths.output_dir={root / 'resumed'}",
                                      f"paths.log_dir={root}"))
     out["resume_main_job"] = kept(metrics)
-    GlobalHydra.instance().clear()
     if os.environ.get("SNNEXP_RECORD_REGRESSION"):
         RECORD.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return out

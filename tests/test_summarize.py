@@ -7,7 +7,6 @@ Intervals are checked against ``scipy.stats`` (Student's t), sweeps are fake run
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,23 +15,22 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers.configs import REPO
+from helpers.scripts import load_script
 from scipy import stats
 
 from snnexp.checkpoint import json_text
 from snnexp.data.episodes import EpisodeSampler
+from snnexp.evaluation import flat_metrics
 from snnexp.metrics import episodes_fingerprint, mean_ci95, per_episode_correct
 from snnexp.noise import GaussianNoise, NoisySampler
-from snnexp.train import flat_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 QUERIES, EPISODES = 10, 20
 
 
 def load_summarize():
-    spec = importlib.util.spec_from_file_location("summarize", ROOT / "scripts" / "summarize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("summarize")
 
 
 # ---- intervals -----------------------------------------------------------------------------

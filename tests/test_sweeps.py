@@ -6,7 +6,6 @@ tiny settings; the others check the pieces in-process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.configs import REPO, TINY_DIGITS
+from helpers.scripts import load_script
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
@@ -21,18 +22,14 @@ from omegaconf import open_dict
 import snnexp
 from snnexp.metrics import mean_ci95
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 CONF = str(Path(snnexp.__file__).resolve().parent / "conf")
-TINY = ["dataset=digits", "model.num_steps=3", "train_episodes=3", "val_every=3",
-        "val_episodes=2", "test_episodes=3", "logger=none", "device=cpu"]
+TINY = TINY_DIGITS
 MODELS = ["protonet", "rstdp"]  # every learner a sweep must handle
 
 
 def load_summarize():
-    spec = importlib.util.spec_from_file_location("summarize", ROOT / "scripts" / "summarize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("summarize")
 
 
 def multirun(sweep_dir: Path, *overrides: str, tiny: list[str] = TINY,
@@ -111,8 +108,8 @@ def test_summarize_refuses_an_unknown_group_key(tmp_path: Path) -> None:
 def test_parallel_sweep_jobs_share_the_cores(launcher: str, expected) -> None:
     from hydra.types import RunMode
 
-    from snnexp.builders import available_cores, launcher_threads
     from snnexp.config import register_configs
+    from snnexp.tuning import available_cores, launcher_threads
 
     register_configs()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -171,7 +168,7 @@ def test_parallel_launchers_run_every_job(tmp_path: Path, launcher: str) -> None
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     jobs = multirun(tmp_path, f"hydra/launcher={launcher}", *extra,
                     f"model={','.join(MODELS)}")
-    from snnexp.builders import available_cores
+    from snnexp.tuning import available_cores
 
     assert [read_job(j)[0]["model"] for j in jobs] == MODELS
     threads = max(1, available_cores() // 2) if launcher == "joblib" else 1  # cpus_per_task

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF_DIR, TINY
+from helpers.configs import CONF_DIR, TINY
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from snnexp.cli import overridden
 from snnexp.config import register_configs
 from snnexp.hparams import METRICS, run_hparams, swept_keys
 from snnexp.plots import evenly_spaced, figure_to_rgb, membrane_figure, raster_figure
-from snnexp.train import overridden
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import torch
 
 from snnexp.checkpoint import atomic_write
 from snnexp.data.pool import ClassPool
-from snnexp.data.preprocess import ImageFormat, to_unit_range
+from snnexp.data.preprocess import ImageFormat, pil_to_array, to_unit_range
 from snnexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path, image_size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image as ``uint8 [C, H, W]``: converted to ``L`` (C=1) or ``RGB`` (C=3), resized.
+    """One image file as ``uint8 [C, H, W]``: converted to ``L`` (C=1) or ``RGB`` (C=3) and
+    resized to ``image_size = (H, W)`` (``preprocess.pil_to_array``).
 
     Raises:
         UserError: the file cannot be decoded (the message names it).
@@ -45,13 +46,10 @@ def read_image(path: Path, image_size: tuple[int, int], channels: int) -> np.nda
 
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
+            return pil_to_array(img, channels, image_size)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(f"cannot read image {path} ({err.__class__.__name__}); "
                         "delete or replace the file") from err
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
 def read_class_images(class_dirs: list[Path], image_size: tuple[int, int], channels: int,

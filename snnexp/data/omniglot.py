@@ -174,8 +174,7 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
     log.info("omniglot from %s: %d characters, %d images | train %d chars (%s) | val %d | "
              "test %d (%s)", source, len(characters), len(labels), len(ids["train"]),
              ", ".join(split["train"]), len(ids["val"]), len(ids["test"]), ", ".join(split["test"]))
-    pool = ClassPool(x, labels, train_classes=ids["train"], test_classes=ids["test"],
+    return ClassPool(x, labels, train_classes=ids["train"], test_classes=ids["test"],
                      val_classes=ids["val"], val_fraction=val_fraction, split_seed=split_seed,
-                     name="omniglot", image_format=image_format, **pool_args)
-    pool.alphabet_of = {i: str(a) for i, a in enumerate(alphabet_of)}  # class id -> alphabet
-    return pool
+                     name="omniglot", image_format=image_format,
+                     class_groups={i: str(a) for i, a in enumerate(alphabet_of)}, **pool_args)

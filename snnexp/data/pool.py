@@ -36,9 +36,13 @@ class ClassPool:
             (training split only; Snell et al. 2017).
         flips: add the left-right mirror images of the training classes (and, with
             ``rotations``, of their rotations: the 8 symmetries of the square) as new classes.
-        split_seed: seed of the image shuffles, independent of the run's seed.
+        split_seed: seed of the image shuffles, independent of the run's seed; every
+            ``splits()`` call shuffles alike, so it returns the same splits each time.
         image_format: how the loader scaled the raw pixels (``snnexp.data.preprocess``);
             ``snnexp.api`` applies the same to a user's images. Default: 8-bit, not inverted.
+        class_groups: the group each class id belongs to (Omniglot: its alphabet), for
+            reports and tests; ``None`` when the dataset has no such grouping. Classes added
+            by ``rotations``/``flips`` belong to the group of ``id % (max(classes) + 1)``.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *,
@@ -46,13 +50,15 @@ class ClassPool:
                  val_classes: list[int] | None = None, val_fraction: float = 0.2,
                  split: str = "classes", test_fraction: float = 0.5, rotations: bool = False,
                  flips: bool = False, split_seed: int = 0, name: str = "dataset",
-                 image_format: ImageFormat | None = None) -> None:
+                 image_format: ImageFormat | None = None,
+                 class_groups: dict[int, str] | None = None) -> None:
         self.images, self.labels, self.name = images, labels, name
         self.image_format = image_format or ImageFormat()
         self.classes = sorted(int(c) for c in torch.unique(labels))
         self.split_mode, self.rotations, self.flips = split, rotations, flips
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.rng = np.random.default_rng(split_seed)
+        self.split_seed = split_seed
+        self.class_groups = dict(class_groups) if class_groups is not None else None
         known = set(self.classes)
         for key, ids in (("train_classes", train_classes), ("test_classes", test_classes),
                          ("val_classes", val_classes)):
@@ -77,28 +83,32 @@ class ClassPool:
     def _subset(self, classes: list[int]) -> np.ndarray:
         return np.flatnonzero(np.isin(self.labels.numpy(), classes))
 
-    def _split_images(self, index: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per class, move ``fraction`` of the images of ``index`` to a second set."""
+    def _split_images(self, index: np.ndarray, fraction: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Per class, move ``fraction`` of the images of ``index`` (shuffled by ``rng``) to a
+        second set."""
         keep, held = [], []
         labels = self.labels.numpy()
         for c in np.unique(labels[index]):
-            members = self.rng.permutation(index[labels[index] == c])
+            members = rng.permutation(index[labels[index] == c])
             n_held = int(round(len(members) * fraction))
             held.append(members[:n_held])
             keep.append(members[n_held:])
         return np.concatenate(keep), np.concatenate(held)
 
     def splits(self) -> dict[str, Split]:
-        """The ``train``, ``val`` and ``test`` splits."""
+        """The ``train``, ``val`` and ``test`` splits; the same ones at every call (the image
+        shuffles draw from a generator seeded with ``split_seed`` here)."""
+        rng = np.random.default_rng(self.split_seed)
         if self.split_mode == "images":
             train_idx, test_idx = self._split_images(np.arange(len(self.labels)),
-                                                     self.test_fraction)
+                                                     self.test_fraction, rng)
         else:
             train_idx, test_idx = self._subset(self.train_classes), self._subset(self.test_classes)
         if self.val_classes is not None and self.split_mode == "classes":
             val_idx = self._subset(self.val_classes)
         else:
-            train_idx, val_idx = self._split_images(train_idx, self.val_fraction)
+            train_idx, val_idx = self._split_images(train_idx, self.val_fraction, rng)
         train = self._take(train_idx)
         return {"train": self._symmetries(train),
                 "val": self._take(val_idx), "test": self._take(test_idx)}

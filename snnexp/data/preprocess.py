@@ -52,7 +52,7 @@ def prepare_images(images: Any, image_shape: Sequence[int],
 
     Accepted forms:
         * a PIL image or a list of them: converted to ``L`` (C=1) or ``RGB`` (C=3), resized to
-          ``(H, W)`` (bilinear) and read as 8-bit (``pixel_max = 255``);
+          ``(H, W)`` (bilinear; ``pil_to_array``) and read as 8-bit (``pixel_max = 255``);
         * a NumPy array or tensor ``[H, W]`` (one image), ``[N, H, W]`` or ``[N, C, H, W]``, or a
           list of single images: integer dtypes and floats above 1 are raw pixels in
           ``0..pixel_max`` of the dataset (uint8 MNIST, sklearn digits 0..16); floats within
@@ -65,7 +65,7 @@ def prepare_images(images: Any, image_shape: Sequence[int],
     if _is_pil(images) or (isinstance(images, (list, tuple)) and images
                            and _is_pil(images[0])):
         pil = [images] if _is_pil(images) else list(images)
-        raw = np.stack([_pil_array(im, channels, (height, width)) for im in pil])
+        raw = np.stack([pil_to_array(im, channels, (height, width)) for im in pil])
         x = to_unit_range(raw, ImageFormat(255.0, image_format.invert))
     else:
         if isinstance(images, (list, tuple)):
@@ -91,12 +91,17 @@ def _is_pil(obj: Any) -> bool:
     return isinstance(obj, Image.Image)
 
 
-def _pil_array(image: Any, channels: int, size: tuple[int, int]) -> np.ndarray:
-    """One PIL image -> uint8 ``[C, H, W]`` in the model's channel count and size."""
+def pil_to_array(image: Any, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """One PIL image -> uint8 ``[C, H, W]``: converted to ``L`` (``C = 1``) or ``RGB``
+    (``C = 3``) and resized (bilinear) to ``size = (H, W)``.
+
+    The one decoder of PIL images: the folder and Omniglot loaders (``read_image``) and a
+    user's images (``prepare_images``) go through it, so both see the same pixels.
+    """
     from PIL import Image
 
     image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.BILINEAR)
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from snnexp.errors import UserError
+
 if TYPE_CHECKING:
     from snnexp.data.episodes import Episode
 
@@ -59,6 +61,15 @@ class Learner(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from ``state_dict()`` output (tensors may come back for NumPy arrays)."""
+
+    def load_network_weights(self, state: dict[str, Any]) -> None:
+        """Start from the network weights of another run's ``state_dict()`` (``init_from``):
+        the weights only, with this run's own optimizer, schedule and neuron settings.
+
+        Raises ``UserError`` when this learner cannot start from such weights (the default);
+        a weight that does not fit raises torch's ``RuntimeError``.
+        """
+        raise UserError("only a model=protonet run starts from another protonet run's weights")
 
     @abstractmethod
     def spike_stats(self) -> dict[str, float]:

@@ -181,6 +181,20 @@ class ProtoNetLearner(Learner):
             progress = {k: v for k, v in state["scheduler"].items() if k in SCHEDULE_PROGRESS}
             self.scheduler.load_state_dict({**self.scheduler.state_dict(), **progress})
 
+    def load_network_weights(self, state: dict[str, Any]) -> None:
+        """The synaptic weights and batch norms of another protonet run's ``state_dict()``.
+
+        The neurons (``lifs.*``: beta, threshold, reset) keep this run's config. The ANN
+        twin's weights fit its SNN (the same parameters), which then fine-tunes them with
+        spikes."""
+        weights = state.get("net")
+        if weights is None:
+            raise UserError("only a model=protonet run starts from another protonet run's "
+                            "weights")
+        own = self.net.state_dict()
+        self.net.load_state_dict({k: own[k] if k.startswith("lifs.") and k in own else v
+                                  for k, v in weights.items()})
+
     def _count(self, batch: int, encoded: torch.Tensor | None) -> None:
         """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
         self._samples += batch

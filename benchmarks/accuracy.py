@@ -4,7 +4,7 @@ Both runs train on the same episodes of the composed ``seed_mnist`` config (all 
 digits, images split in half, 5-way 5-shot 15 queries) and are validated every ``val_every``
 episodes on the same fixed validation episodes. The clock counts training steps only
 (validation excluded, for both). The notebook run is the notebook's own computation
-(``snnexp.bench.notebook``) at its settings; its validation loads its weights into an snnexp
+(``benchmarks.notebook``) at its settings; its validation loads its weights into an snnexp
 twin (``distance=euclidean``: the same logits).
 """
 
@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from benchmarks.notebook import load_from, notebook_train_step
+from benchmarks.protonet import Setting, notebook_twin, process_settings, snnexp_learner
 from snnexp import builders
-from snnexp.bench.notebook import load_from, notebook_train_step
-from snnexp.bench.protonet import Setting, notebook_twin, process_settings, snnexp_learner
-from snnexp.config import register_configs
+from snnexp.config import CONF_DIR, register_configs
 from snnexp.data.episodes import Episode
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def seed_mnist_config(data_dir: str, *overrides: str) -> DictConfig:
@@ -33,7 +30,7 @@ def seed_mnist_config(data_dir: str, *overrides: str) -> DictConfig:
     register_configs()
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             return compose("train", overrides=["experiment=seed_mnist",
                                                f"paths.data_dir={data_dir}", *overrides])
     finally:

@@ -1,6 +1,6 @@
 """Peak memory of one meta-training step, each measured in a fresh process.
 
-``python -m snnexp.bench.memory WAY SHOT QUERY T IMPL`` (``IMPL``: ``snnexp`` or ``notebook``)
+``python -m benchmarks.memory WAY SHOT QUERY T IMPL`` (``IMPL``: ``snnexp`` or ``notebook``)
 prints ``{"baseline_mb", "peak_mb", "step_mb"}``: resident memory before the step (after a
 1-way warm-up step that loads the kernels and creates the optimizer state), the
 process's peak resident memory, and their difference. The peak is the child's ``ru_maxrss``
@@ -16,8 +16,11 @@ import resource
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import torch
+
+REPO = Path(__file__).resolve().parent.parent  # ``benchmarks`` is importable from here
 
 
 def _rss_mb() -> float:
@@ -27,8 +30,8 @@ def _rss_mb() -> float:
 
 def step_peak(way: int, shot: int, query: int, num_steps: int, impl: str) -> dict[str, float]:
     """Run one training step in this process; memory figures in MiB."""
-    from snnexp.bench.notebook import notebook_train_step
-    from snnexp.bench.protonet import Setting, notebook_twin, process_settings, snnexp_learner
+    from benchmarks.notebook import notebook_train_step
+    from benchmarks.protonet import Setting, notebook_twin, process_settings, snnexp_learner
     from snnexp.data.episodes import Episode
 
     torch.set_num_threads(1)
@@ -58,9 +61,11 @@ def step_peak(way: int, shot: int, query: int, num_steps: int, impl: str) -> dic
 def measure(way: int, shot: int, query: int, num_steps: int, impl: str = "snnexp",
             timeout: float = 300.0) -> dict[str, float]:
     """``step_peak`` in a fresh Python process (peak memory cannot be reset in-process)."""
-    proc = subprocess.Popen([sys.executable, "-m", "snnexp.bench.memory", str(way), str(shot),
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.memory", str(way), str(shot),
                              str(query), str(num_steps), impl], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": path})
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:

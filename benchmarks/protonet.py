@@ -4,8 +4,8 @@ Every figure is a ratio of two timings taken in the same process, alternating be
 sides in rounds so that a change of load on a shared machine hits both.
 
 "Process settings" of a side: the notebook ran with PyTorch's defaults; snnexp flushes
-denormals (``builders.configure_torch``) and keeps freed memory in the heap
-(``snnexp.malloc``). ``process_settings(tuned)`` switches between the two.
+denormals and keeps freed memory in the heap (``snnexp.tuning``, ``cpu_tuning=true``).
+``process_settings(tuned)`` switches between the two.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from snntorch import surrogate
 
-from snnexp.bench.notebook import NotebookNet, load_into, notebook_logits, notebook_train_step
+from benchmarks.notebook import NotebookNet, load_into, notebook_logits, notebook_train_step
 from snnexp.data.episodes import Episode, EpisodeSampler
 from snnexp.encoding import DirectEncoder
-from snnexp.malloc import retain_freed_memory
 from snnexp.models.protonet import ProtoNetLearner
+from snnexp.tuning import apply_cpu_tuning
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ class Setting:
 
 def process_settings(tuned: bool) -> None:
     """snnexp's process settings (``True``) or PyTorch's defaults, as the notebook ran."""
-    torch.set_flush_denormal(tuned)
-    retain_freed_memory(tuned)
+    apply_cpu_tuning(tuned)
 
 
 def mnist_images(data_dir: str | Path = "../shared/data") -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""End to end: ``train(cfg)`` through Hydra's compose API, and the CLI once, into ``tmp_path``."""
+"""``snnexp.train`` end to end: ``train(cfg)`` through Hydra's compose API, and the CLI once,
+into ``tmp_path``; a seed decides every metric."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY, run_cli
+from helpers.cli import run_cli
+from helpers.configs import TINY
+from helpers.runs import RUN, read_metrics, without_timing
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from snnexp.checkpoint import load_checkpoint
@@ -126,3 +129,14 @@ def test_the_main_job_beats_the_pixel_control_and_its_eval_command_pastes(tmp_pa
                             text=True, timeout=300)
     assert pasted.returncode == 0, pasted.stderr[-2000:]
     assert "test accuracy" in pasted.stderr + pasted.stdout
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_differs(compose_cfg, tmp_path):
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(compose_cfg(*RUN, f"seed={seed}", output_dir=tmp_path / name))
+        runs[name] = read_metrics(tmp_path / name)
+    assert runs["a"]["train"]["wall_s"] > 0
+    assert without_timing(runs["a"]) == without_timing(runs["b"])
+    assert without_timing(runs["a"]) != without_timing(runs["c"])
+    assert runs["a"]["test"] != runs["c"]["test"]
