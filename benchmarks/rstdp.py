@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from snnexp.models.rstdp_dynamics import LIFParams, STDPParams, reward_update
-from snnexp.models.rstdp_readout import decide, run_output
+from snnexp.models.rstdp.config import default_config, make_params
+from snnexp.models.rstdp.dynamics import LIFParams, STDPParams, reward_update
+from snnexp.models.rstdp.readout import decide, run_output
 
 SIZES = {"n_pre": 288, "way": 5, "batch": 25, "steps": 30}
 
@@ -29,7 +30,7 @@ def loop_sample(u: list, w: list, lif: LIFParams, p: STDPParams, gain: float) ->
     ``u`` and ``w`` may be nested lists (the fastest pure-Python loop) or NumPy arrays indexed
     element by element (the original notebook's style)."""
     n_pre, way = len(w), len(w[0])
-    dm, dp, dn, de = (math.exp(-p.dt / tau) for tau in (lif.tau_m, p.tau_plus, p.tau_minus,
+    dm, dp, dn, de = (math.exp(-lif.dt / tau) for tau in (lif.tau_m, p.tau_plus, p.tau_minus,
                                                          p.tau_e))
     v, ref, counts = [lif.v_rest] * way, [0] * way, [0.0] * way
     x, y = [0.0] * n_pre, [0.0] * way
@@ -85,7 +86,8 @@ def measure_rstdp_speedup(seconds: float = 5.0, episodes: int = 10) -> dict[str,
 
     ``rstdp_speedup``: ``episodes`` readouts trained together (as the learner evaluates)
     vs the notebook-style loop; ``rstdp_speedup_one_episode``: one readout at a time."""
-    lif, p = LIFParams(), STDPParams()
+    params = make_params(**default_config())  # conf/model/rstdp.yaml
+    lif, p = params.neuron, params.stdp
     vec_s = {e: _time_vectorised(e, 0.4 * seconds, lif, p) for e in (1, episodes)}
     u, w, _ = _inputs()
     loop_s = {name: _time_loop(u[:, 0], weights, 0.1 * seconds, lif, p)

@@ -3,9 +3,10 @@
 Two stages, shared by both entry points:
 
 - ``prepare_argv`` runs on ``sys.argv`` before Hydra composes anything or writes a run dir:
-  it refuses group options that do not exist, a run dir that holds a finished run and an
-  Optuna storage the installed SQLAlchemy cannot open, and quotes paths that Hydra's override
-  grammar would split (sweep job dirs such as ``3_model=protonet,seed=1,shot=5``).
+  it refuses group options that do not exist, a renamed key (naming its new name), a run dir
+  that holds a finished run and an Optuna storage the installed SQLAlchemy cannot open, and
+  quotes paths that Hydra's override grammar would split (sweep job dirs such as
+  ``3_model=protonet,seed=1,shot=5``).
 - ``run_task`` wraps the task function inside ``@hydra.main``: keys added with ``+`` that no
   schema knows, required keys left unset (``???``), and any ``UserError`` raised by the task
   become one line ``[snnexp][ERROR] - <key>=<value>: <what is allowed>`` and exit code 2.
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from snnexp.config import CONF_DIR
+from snnexp.config import CONF_DIR, RENAMED_KEYS
 from snnexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,17 @@ def exit_on_bad_group_choice(overrides: list[str]) -> None:
                     exit_with(f"{key}={option}: must be one of {allowed}")
 
 
+def exit_on_renamed_key(overrides: list[str]) -> None:
+    """Exit 2 with one line naming the new name of a renamed key (``snnexp.config.
+    RENAMED_KEYS``), given as ``key=``, ``+key=``, ``++key=`` or ``~key``."""
+    for override in overrides:
+        _, key, value = _split(override)
+        if key in RENAMED_KEYS:
+            new = RENAMED_KEYS[key]
+            given = f"{key}={value}" if value else key
+            exit_with(f"{given}: renamed to {new}" + (f" ({new}={value})" if value else ""))
+
+
 def finished_run(folder: Path) -> str | None:
     """What in ``folder`` shows a finished run (``metrics.json`` of a completed run, or saved
     checkpoints), or ``None``."""
@@ -201,6 +213,7 @@ def prepare_argv(argv: list[str]) -> list[str]:
     """The checks before Hydra (each exits 2 with one line) and ``argv`` with path values
     quoted for Hydra's grammar."""
     exit_on_bad_group_choice(argv)
+    exit_on_renamed_key(argv)
     exit_on_finished_run_dir(argv)
     exit_on_unusable_optuna_storage(argv)
     return quote_path_values(argv)

@@ -1,15 +1,17 @@
 """Structured-config schemas and value checks.
 
 The schemas (dataclasses in Hydra's ConfigStore) make a wrong type or an unknown key fail at
-compose time with Hydra's own message. ``check_config`` then checks values that types cannot
-express (``way >= 1``, ``0 <= beta <= 1``, ...) and raises a one-line ``UserError``.
+compose time with Hydra's own message; the YAML option files hold the defaults. The allowed
+values a type cannot express (``way >= 1``, a choice list) are declared on the schema's fields
+(``snnexp.schema.choice``/``bounded``); ``check_config`` checks them, and the few rules that
+relate keys, and raises a one-line ``UserError``.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from snnexp.errors import UserError
-from snnexp.models.rstdp_config import DEFAULTS as RSTDP_DEFAULTS
+from snnexp.models.rstdp.config import RSTDPConfig
+from snnexp.schema import bounded, check_section, choice
 
 # the packaged configs (a link to the top-level conf/ in a source checkout, a copy in a wheel)
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -25,15 +28,16 @@ CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 @dataclass
 class PoolConfig:
-    """Fields shared by every ``dataset`` option (see ``snnexp.data.pool.ClassPool``)."""
+    """Fields shared by every ``dataset`` option (see ``snnexp.data.pool.ClassPool``); their
+    defaults are here, where every option finds them."""
 
     _target_: str = MISSING
     train_classes: list[int] | None = None
     test_classes: list[int] | None = None
     val_classes: list[int] | None = None
-    val_fraction: float = 0.2
-    split: str = "classes"
-    test_fraction: float = 0.5
+    val_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.2)
+    split: str = choice("classes", "images", default="classes")
+    test_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.5)
     rotations: bool = False
     flips: bool = False
     split_seed: int = 0
@@ -89,13 +93,6 @@ class ProtoNetConfig:
     distance: str = "squared"
 
 
-# ``model=rstdp``: the learner's own defaults (``snnexp.models.rstdp_config.DEFAULTS``) as a
-# typed schema; values are checked by ``rstdp_config.validate`` when the learner is built
-RSTDPConfig = make_dataclass(
-    "RSTDPConfig",
-    [("_target_", str, MISSING)] + [(k, type(v), v) for k, v in RSTDP_DEFAULTS.items()])
-
-
 @dataclass
 class PathsConfig:
     root_dir: str = MISSING
@@ -106,28 +103,28 @@ class PathsConfig:
 
 @dataclass
 class TrainConfig:
-    """The top-level keys every training run shares."""
+    """The top-level keys every training run shares (defaults: ``conf/train.yaml``)."""
 
-    task_name: str = "train"
-    way: int = 5
-    shot: int = 5
-    query: int = 15
-    train_way: int = MISSING
-    train_shot: int = MISSING
-    train_query: int = MISSING
-    seed: int = 0
-    train_episodes: int = 300
-    val_every: int = 50
-    val_episodes: int = 100
-    test_episodes: int = 600
-    test_from: str = "best"
-    device: str = "auto"
-    threads: int | None = None
+    task_name: str = MISSING
+    way: int = bounded(1)
+    shot: int = bounded(1)
+    query: int = bounded(1)
+    train_way: int = bounded(1)
+    train_shot: int = bounded(1)
+    train_query: int = bounded(1)
+    seed: int = MISSING
+    train_episodes: int = bounded(0)
+    val_every: int = bounded(1)
+    val_episodes: int = bounded(1)
+    test_episodes: int = bounded(1)
+    test_from: str = choice("best", "last")
+    device: str = MISSING  # auto, cpu, cuda, cuda:N, mps (check_config)
+    threads: int | None = bounded(1)
     cpu_tuning: bool = MISSING
-    resume: str | None = None
-    init_from: str | None = None
-    overwrite: bool = False
-    optimized_metric: str = "val/acc_best"
+    resume: str | None = MISSING
+    init_from: str | None = MISSING
+    overwrite: bool = MISSING
+    optimized_metric: str = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     # group nodes: each option carries its own schema (model, dataset) or is a plain
     # `_target_` node (optimizer, scheduler, encoder, logger)
@@ -165,6 +162,27 @@ SCHEMAS: dict[str, type] = {
     "protonet_schema": ProtoNetConfig, "rstdp_schema": RSTDPConfig,
     "pool_schema": PoolConfig, "idx_schema": IdxConfig,
     "omniglot_schema": OmniglotConfig, "folder_schema": FolderConfig,
+}
+
+
+# keys that were renamed: a user who still types the old one is told the new one
+# (``snnexp.cli.exit_on_renamed_key``, before Hydra would refuse the old key)
+RENAMED_KEYS: dict[str, str] = {
+    **{f"model.{key}": f"model.neuron.{key}"
+       for key in ("v_rest", "v_reset", "v_th", "tau_m", "t_ref", "dt")},
+    "model.hidden_mode": "model.hidden.mode",
+    **{f"model.{key}": f"model.hidden.{key}" for key in ("kernel", "stride", "filters", "pool")},
+    "model.hidden_gain": "model.hidden.gain",
+    "model.hidden_lr": "model.hidden.lr",
+    "model.hidden_theta_lr": "model.hidden.theta_lr",
+    "model.readout_gain": "model.readout.gain",
+    **{f"model.{key}": f"model.readout.{key}"
+       for key in ("epochs", "batch", "punishment", "baseline_rate", "w_init", "w_noise",
+                   "normalize")},
+    "model.readout_theta_lr": "model.readout.theta_lr",
+    **{f"model.{key}": f"model.stdp.{key}"
+       for key in ("tau_plus", "tau_minus", "tau_e", "a_plus", "a_minus", "eta", "w_min",
+                   "w_max")},
 }
 
 
@@ -219,8 +237,9 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise UserError(f"{key}={value}: must be {allowed}")
 
 
-def _check_model(model: DictConfig) -> None:
-    """Values shared by the models, checked before any data is loaded or learner built."""
+def _check_protonet(model: DictConfig) -> None:
+    """The ranges of ``model=protonet``'s keys, until ``ProtoNetConfig`` declares them with
+    ``bounded`` (then ``check_section`` checks them and this goes)."""
     for key in ("num_steps", "embedding_dim"):
         if key in model:
             _require(model[key] >= 1, f"model.{key}", model[key], "an integer >= 1")
@@ -230,29 +249,40 @@ def _check_model(model: DictConfig) -> None:
         _require(model.threshold > 0, "model.threshold", model.threshold, "a number > 0")
 
 
+def model_schema(model: DictConfig) -> type | None:
+    """The schema of a ``model`` node, ``SCHEMAS["<name>_schema"]`` of the learner class its
+    ``_target_`` names (a config read back from a checkpoint carries no type), or ``None``."""
+    from hydra.utils import get_class
+
+    try:
+        learner = get_class(model._target_)
+    except Exception:  # noqa: BLE001 - a bad _target_ is reported when it is instantiated
+        return None
+    return SCHEMAS.get(f"{getattr(learner, 'name', None)}_schema")
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Check the values of a composed training config; raise ``UserError`` on the first bad one."""
-    for key in ("way", "shot", "query", "train_way", "train_shot", "train_query",
-                "test_episodes", "val_episodes", "val_every"):
-        _require(cfg[key] >= 1, key, cfg[key], "an integer >= 1")
-    _require(cfg.train_episodes >= 0, "train_episodes", cfg.train_episodes, "an integer >= 0")
-    _require(cfg.test_from in ("best", "last"), "test_from", cfg.test_from, "one of best, last")
-    _require(cfg.threads is None or cfg.threads >= 1, "threads", cfg.threads,
-             "null or an integer >= 1")
+    """Check the values of a composed training config (or one read back from a checkpoint):
+    each section against its schema (the top level, the model's own, the dataset's shared
+    fields), then what no schema declares (the device's form, the optimizer's rates) and the
+    interpolations; raise ``UserError`` on the first bad value."""
+    for old, new in RENAMED_KEYS.items():  # a config saved before the rename
+        if OmegaConf.select(cfg, old, default=None) is not None:
+            raise UserError(f"{old}={OmegaConf.select(cfg, old)}: renamed to {new}; this config "
+                            "was saved with the old name")
+    check_section(cfg, TrainConfig, "")
     _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", cfg.device)), "device", cfg.device,
              "one of auto, cpu, cuda, cuda:N, mps")
     if cfg.get("optimizer") is not None:
         for key in ("lr", "weight_decay", "momentum"):
             value = cfg.optimizer.get(key)
             _require(value is None or value >= 0, f"optimizer.{key}", value, "a number >= 0")
-    _check_model(cfg.model)
-    ds = cfg.dataset
-    _require(ds.split in ("classes", "images"), "dataset.split", ds.split,
-             "one of classes, images")
-    _require(0 < ds.val_fraction < 1, "dataset.val_fraction", ds.val_fraction,
-             "a number in (0, 1)")
-    _require(0 < ds.test_fraction < 1, "dataset.test_fraction", ds.test_fraction,
-             "a number in (0, 1)")
+    schema = model_schema(cfg.model)
+    if schema is not None:
+        check_section(cfg.model, schema, "model")
+    if schema is ProtoNetConfig:
+        _check_protonet(cfg.model)
+    check_section(cfg.dataset, PoolConfig, "dataset")
     for node in ("model", "encoder", "dataset", "logger", "scheduler"):
         if cfg.get(node) is not None:
             OmegaConf.to_container(cfg[node], resolve=True)  # fail early on bad interpolations

@@ -30,55 +30,68 @@ def choice(*options: Any, default: Any = MISSING) -> Any:
 
 
 def bounded(low: float | None = None, high: float | None = None, *, open_low: bool = False,
-            default: Any = MISSING) -> Any:
-    """A number field in ``[low, high]`` (``(low, high]`` with ``open_low``); ``None``: no
-    bound on that side."""
+            open_high: bool = False, default: Any = MISSING) -> Any:
+    """A number field in ``[low, high]`` (``(low, ...`` with ``open_low``, ``..., high)`` with
+    ``open_high``); ``None``: no bound on that side."""
     return dataclasses.field(default=default, metadata={"low": low, "high": high,
-                                                        "open_low": open_low})
+                                                        "open_low": open_low,
+                                                        "open_high": open_high})
 
 
 def allowed_values(field: dataclasses.Field) -> str | None:
-    """What a field allows, as the error messages and the docs say it, or ``None``."""
+    """What a field allows, as the error messages and the docs say it, or ``None``
+    (``null or ...`` for an optional field)."""
     meta = field.metadata
     if "choices" in meta:
-        return "one of " + ", ".join(str(c) for c in meta["choices"])
-    if "low" not in meta:
+        allowed = "one of " + ", ".join(str(c) for c in meta["choices"])
+    elif "low" in meta:
+        allowed = _range(meta, str(field.type).replace(" | None", "") == "int")
+    else:
         return None
+    return f"null or {allowed}" if _optional(field) else allowed
+
+
+def _optional(field: dataclasses.Field) -> bool:
+    return "None" in str(field.type)
+
+
+def _range(meta: Any, integer: bool) -> str:
     low, high = meta["low"], meta["high"]
-    integer = str(field.type) == "int"
     kind = "an integer" if integer else "a number"
     if low is not None and high is not None:
-        return f"{kind} in {'(' if meta['open_low'] else '['}{low}, {high}]"
+        return (f"{kind} in {'(' if meta['open_low'] else '['}{low}, "
+                f"{high}{')' if meta['open_high'] else ']'}")
     if low is not None:
         return f"{kind} {'>' if meta['open_low'] else '>='} {low}"
-    return f"{kind} <= {high}"
+    return f"{kind} {'<' if meta['open_high'] else '<='} {high}"
 
 
 def _ok(field: dataclasses.Field, value: Any) -> bool:
     meta = field.metadata
     if value is None:
-        return "None" in str(field.type)
+        return _optional(field)
     if "choices" in meta:
         return value in meta["choices"]
-    low, high = meta.get("low"), meta.get("high")
+    low, high = meta["low"], meta["high"]
     if low is not None and (value <= low if meta["open_low"] else value < low):
         return False
-    return high is None or value <= high
+    return high is None or (value < high if meta["open_high"] else value <= high)
 
 
 def check_section(node: Any, schema: type, prefix: str) -> None:
     """Raise ``UserError`` for the first field of ``node`` outside what ``schema`` allows
-    (``<prefix>.<key>=<value>: must be <allowed>``). Nested dataclass fields are checked
-    recursively; keys the schema does not constrain are left alone."""
+    (``<prefix>.<key>=<value>: must be <allowed>``; ``prefix=""`` for the top level). Nested
+    dataclass fields are checked recursively; keys the schema does not constrain are neither
+    read nor resolved."""
     for field in dataclasses.fields(schema):
         if field.name not in node:
             continue
-        value = node[field.name]
+        key = f"{prefix}.{field.name}" if prefix else field.name
         nested = field.default_factory
         if isinstance(nested, type) and dataclasses.is_dataclass(nested):
-            if value is not None:
-                check_section(value, nested, f"{prefix}.{field.name}")
+            if node[field.name] is not None:
+                check_section(node[field.name], nested, key)
             continue
         allowed = allowed_values(field)
-        if allowed is not None and not _ok(field, value):
-            raise UserError(f"{prefix}.{field.name}={value}: must be {allowed}")
+        if allowed is not None and not _ok(field, node[field.name]):
+            raise UserError(f"{key}={node[field.name]}: must be {allowed}")

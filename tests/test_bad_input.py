@@ -96,6 +96,20 @@ ROWS = [
      ["hydra.sweep.dir={prev}/..: holds a finished run", "prev/", "overwrite=true"]),
     ("debug_preset_into_a_finished_run", ["debug=default", "hydra.run.dir={prev}"],
      ["hydra.run.dir={prev}: holds a finished run"]),
+    ("rstdp_unknown_hidden_mode", ["model=rstdp", "dataset=digits", "model.hidden.mode=magic"],
+     ["model.hidden.mode=magic: must be one of stdp, random"]),
+    ("rstdp_negative_tau_m", ["model=rstdp", "dataset=digits", "model.neuron.tau_m=-1"],
+     ["model.neuron.tau_m=-1.0: must be a number > 0"]),
+    ("rstdp_threshold_below_rest", ["model=rstdp", "dataset=digits", "model.neuron.v_th=-70"],
+     ["model.neuron.v_th=-70.0: must be > model.neuron.v_rest=-65.0"]),
+    ("rstdp_kernel_above_the_image", ["model=rstdp", "dataset=digits", "model.hidden.kernel=9"],
+     ["model.hidden.kernel=9: must be <= the image side 8"]),
+    ("renamed_key", ["model=rstdp", "model.epochs=30"],
+     ["model.epochs=30: renamed to model.readout.epochs (model.readout.epochs=30)"]),
+    ("renamed_key_in_a_sweep", ["-m", "model=rstdp", "model.v_th=-55,-52"],
+     ["model.v_th=-55,-52: renamed to model.neuron.v_th"]),
+    ("renamed_key_added", ["model=rstdp", "+model.filters=32"],
+     ["model.filters=32: renamed to model.hidden.filters"]),
 ]
 # `python -m snnexp.eval ckpt_path=...` (its own keys, so not the TINY training overrides)
 EVAL_ROWS = [

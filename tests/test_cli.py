@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ from snnexp.cli import (
     check_added_keys,
     exit_on_bad_group_choice,
     exit_on_finished_run_dir,
+    exit_on_renamed_key,
     hydra_quote,
     override_for_shell,
     quote_path_values,
@@ -148,20 +150,34 @@ def test_files_are_written_with_the_users_umask(tmp_path, umask, mode):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
 
 
+def dotted(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of the leaves of a config node."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if OmegaConf.is_dict(value):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def test_the_dataset_chooses_the_models_dataset_specific_defaults(compose_cfg):
     specialized = OmegaConf.load(CONF_DIR / "dataset_model" / "mnist_rstdp.yaml")
-    tuned, plain = specialized.model, OmegaConf.load(CONF_DIR / "model" / "rstdp.yaml")
+    tuned = dotted(specialized.model)
+    plain = OmegaConf.load(CONF_DIR / "model" / "rstdp.yaml")
     default_episodes = OmegaConf.load(CONF_DIR / "train.yaml").train_episodes
     assert compose_cfg("model=rstdp", "dataset=mnist").train_episodes == \
         specialized.train_episodes != default_episodes
     assert compose_cfg("model=rstdp", "dataset=digits").train_episodes == default_episodes
-    assert any(plain[k] != v for k, v in tuned.items())  # the file changes something
+    assert any(OmegaConf.select(plain, k) != v for k, v in tuned.items())  # it changes something
     for overrides in (["model=rstdp", "dataset=mnist"], ["experiment=rstdp_mnist_5w5s"]):
         model = compose_cfg(*overrides).model
-        assert {k: model[k] for k in tuned} == dict(tuned), overrides
+        assert {k: OmegaConf.select(model, k) for k in tuned} == tuned, overrides
     digits = compose_cfg("model=rstdp", "dataset=digits").model
-    assert {k: digits[k] for k in tuned} == {k: plain[k] for k in tuned}
-    assert compose_cfg("model=rstdp", "dataset=mnist", "model.epochs=3").model.epochs == 3
+    assert {k: OmegaConf.select(digits, k) for k in tuned} == \
+        {k: OmegaConf.select(plain, k) for k in tuned}
+    assert compose_cfg("model=rstdp", "dataset=mnist",
+                       "model.readout.epochs=3").model.readout.epochs == 3
     assert compose_cfg("model=protonet", "dataset=mnist").model.num_steps == 20
 
 
@@ -169,7 +185,7 @@ def test_debug_preset_is_tiny_and_leaves_the_rest_alone(compose_cfg):
     cfg = compose_cfg("debug=default", "model=rstdp", "dataset=mnist", "way=3")
     assert cfg.train_episodes <= 10 and cfg.test_episodes <= 10 and cfg.val_episodes <= 10
     assert cfg.threads == 1 and cfg.logger._target_ == "snnexp.loggers.NullLogger"
-    assert cfg.way == 3 and cfg.model.kernel == 7  # other choices and dataset_model still apply
+    assert cfg.way == 3 and cfg.model.hidden.kernel == 7  # other choices, dataset_model apply
     exit_on_bad_group_choice(["debug=default", "dataset_model=mnist_rstdp"])
 
 
@@ -202,3 +218,22 @@ def test_optuna_preset_with_sqlite_storage(tmp_path):
     assert count.stdout.split()[-1] == "2"
     assert Path(tmp_path / "sweep" / "optimization_results.yaml").is_file()
 
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("model.epochs=30", "model.epochs=30: renamed to model.readout.epochs "
+                        "(model.readout.epochs=30)"),
+    ("+model.v_th=-55", "model.v_th=-55: renamed to model.neuron.v_th (model.neuron.v_th=-55)"),
+    ("~model.filters", "model.filters: renamed to model.hidden.filters"),
+    ("model.hidden_mode=random", "model.hidden_mode=random: renamed to model.hidden.mode "
+                                 "(model.hidden.mode=random)"),
+])
+def test_a_renamed_key_exits_2_with_one_line_naming_the_new_key(override, line, capsys):
+    with pytest.raises(SystemExit) as stop:
+        exit_on_renamed_key(["model=rstdp", override])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"[snnexp][ERROR] - {line}\n"
+
+
+def test_current_keys_pass_the_renamed_key_check():
+    exit_on_renamed_key(["model=rstdp", "model.readout.epochs=3", "model.num_steps=4",
+                         "model=protonet", "model.neuron=relu", "model.readout=spikes"])

@@ -23,20 +23,23 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from snnexp.models.rstdp_dynamics import LIFParams
+from snnexp.models.rstdp.dynamics import LIFParams
 
 
 class HiddenParams(NamedTuple):
-    """Geometry, input gain (mV per step) and plasticity rates of the hidden layer."""
+    """Plasticity mode, geometry, input gain (mV per step), plasticity rates and presynaptic
+    trace time constant (ms) of the hidden layer (``model.hidden``). ``mode``: ``stdp``
+    (``competitive_update`` during meta-training) or ``random`` (the initial filters kept)."""
 
-    kernel: int = 3
-    stride: int = 1
-    filters: int = 16
-    pool: int = 3
-    gain: float = 3.0
-    lr: float = 0.05
-    theta_lr: float = 0.1
-    tau_pre: float = 20.0
+    mode: str
+    kernel: int
+    stride: int
+    filters: int
+    pool: int
+    gain: float
+    lr: float
+    theta_lr: float
+    tau_pre: float
 
 
 class HiddenRun(NamedTuple):

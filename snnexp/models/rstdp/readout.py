@@ -6,7 +6,7 @@ activity per step so that the readout gain does not depend on the dataset. Outpu
 (``lif_wta_step``) lets at most one output neuron spike per step. The decision is the neuron
 with most spikes (no spike counts as wrong); reward ``r = 1`` if it equals the label, else
 ``punishment``; after each batch of ``batch`` samples ``W <- clip(W + eta * sum_b (r_b - r_bar)
-* e_b)`` with the MSTDPET eligibility ``e_b`` of each sample (``rstdp_dynamics``).
+* e_b)`` with the MSTDPET eligibility ``e_b`` of each sample (``dynamics``).
 
 The readouts of ``E`` episodes are independent networks, so they are simulated and trained
 together on arrays with a leading episode axis (``train_readouts``): one Python step loop for
@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from snnexp.models.rstdp_dynamics import (
+from snnexp.models.rstdp.dynamics import (
     LIFParams,
     STDPParams,
     lif_init,
@@ -30,17 +30,19 @@ from snnexp.models.rstdp_dynamics import (
 
 
 class ReadoutParams(NamedTuple):
-    """Output gain (mV per step), episode protocol and reward settings."""
+    """Output gain (mV per step), episode protocol, reward settings, initial weights, synaptic
+    scaling (``normalize``, see ``scale_columns``) and output homeostasis rate
+    (``model.readout``)."""
 
-    gain: float = 2.0
-    epochs: int = 30
-    batch: int = 0
-    punishment: float = -0.5
-    baseline_rate: float = 0.0
-    w_init: float = 0.5
-    w_noise: float = 0.0
-    normalize: str = "l2"
-    theta_lr: float = 0.5
+    gain: float
+    epochs: int
+    batch: int
+    punishment: float
+    baseline_rate: float
+    w_init: float
+    w_noise: float
+    normalize: str
+    theta_lr: float
 
 
 class OutputRun(NamedTuple):
@@ -51,7 +53,7 @@ class OutputRun(NamedTuple):
     elig: np.ndarray | None
 
 
-def eligibility_kernel(t_steps: int, stdp: STDPParams) -> np.ndarray:
+def eligibility_kernel(t_steps: int, stdp: STDPParams, dt: float) -> np.ndarray:
     """``M`` [T, T] with ``e_T = sum_s u_s (x) (M @ s_post)_s`` (closed form of the MSTDPET sum).
 
     With ``k_t = exp(-(T-1-t) dt/tau_e)`` (decay of the eligibility from step ``t`` to the
@@ -59,9 +61,9 @@ def eligibility_kernel(t_steps: int, stdp: STDPParams) -> np.ndarray:
     ``M[s, t] = a_plus k_t d+^(t-s) [t >= s] - a_minus k_s d-^(s-t) [t <= s]``.
     """
     s, t = np.meshgrid(np.arange(t_steps), np.arange(t_steps), indexing="ij")
-    keep = np.exp(-(t_steps - 1 - np.arange(t_steps)) * stdp.dt / stdp.tau_e)
-    ltp = stdp.a_plus * keep[t] * np.exp(-(t - s) * stdp.dt / stdp.tau_plus) * (t >= s)
-    ltd = stdp.a_minus * keep[s] * np.exp(-(s - t) * stdp.dt / stdp.tau_minus) * (t <= s)
+    keep = np.exp(-(t_steps - 1 - np.arange(t_steps)) * dt / stdp.tau_e)
+    ltp = stdp.a_plus * keep[t] * np.exp(-(t - s) * dt / stdp.tau_plus) * (t >= s)
+    ltd = stdp.a_minus * keep[s] * np.exp(-(s - t) * dt / stdp.tau_minus) * (t <= s)
     return (ltp - ltd).astype(np.float32)
 
 
@@ -92,7 +94,7 @@ def run_output(u: np.ndarray, w: np.ndarray, theta: np.ndarray, gain: float, lif
         return OutputRun(counts, drive, None)
     # one matrix product per episode (same shapes whatever E is, so the same rounding)
     post = np.ascontiguousarray(spikes.transpose(1, 0, 2, 3)).reshape(e, t_steps, b * way)
-    q = (eligibility_kernel(t_steps, stdp) @ post).reshape(e, t_steps, b, way)
+    q = (eligibility_kernel(t_steps, stdp, lif.dt) @ post).reshape(e, t_steps, b, way)
     elig = (np.ascontiguousarray(u.transpose(1, 2, 3, 0))
             @ np.ascontiguousarray(q.transpose(0, 2, 1, 3)))
     return OutputRun(counts, drive, elig.astype(np.float32))

@@ -1,45 +1,43 @@
 """NumPy SNN learner: STDP-learned convolutional LIF features and an R-STDP output layer.
 
 Pipeline of one sample (``num_steps`` steps of ``dt``): encoded input spikes [T, C, H, W] ->
-hidden LIF layer (``rstdp_hidden``: ``filters`` convolutional feature maps with a local
+hidden LIF layer (``hidden``: ``filters`` convolutional feature maps with a local
 winner-take-all, learned during meta-training by competitive STDP with homeostasis, or fixed
-random with ``hidden_mode=random``) -> sum-pooled spike counts -> ``way`` output LIF neurons with
-winner-take-all (``rstdp_readout``), re-initialised every episode and trained on the support set
-by reward-modulated STDP (MSTDPET, Florian 2007) for ``epochs`` passes. Queries are classified
-by output spike counts. Imports NumPy only (no torch).
+random with ``hidden.mode=random``) -> sum-pooled spike counts -> ``way`` output LIF neurons
+with winner-take-all (``readout``), re-initialised every episode and trained on the support set
+by reward-modulated STDP (MSTDPET, Florian 2007) for ``readout.epochs`` passes. Queries are
+classified by output spike counts. Imports NumPy only (no torch).
 
 ``predict_episodes`` runs the hidden layer episode by episode and trains the readouts of all
-the episodes together (``rstdp_readout.train_readouts``), with results equal to one
-``predict`` call per episode.
+the episodes together (``readout.train_readouts``), with results equal to one ``predict`` call
+per episode.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
-from snnexp.models.rstdp_config import validate
-from snnexp.models.rstdp_dynamics import LIFParams, STDPParams
-from snnexp.models.rstdp_hidden import (
-    HiddenParams,
+from snnexp.models.rstdp.config import check_relations, make_params
+from snnexp.models.rstdp.hidden import (
     HiddenRun,
     competitive_update,
     grid_shape,
     init_filters,
     simulate_hidden,
 )
-from snnexp.models.rstdp_readout import (
-    ReadoutParams,
+from snnexp.models.rstdp.readout import (
     draw_readout,
     logits,
     run_output,
     train_readouts,
 )
-from snnexp.models.rstdp_views import activity_counts, receptive_field_grid
+from snnexp.models.rstdp.views import activity_counts, receptive_field_grid
 from snnexp.plots import raster_figure
 
 log = logging.getLogger(__name__)
@@ -69,28 +67,29 @@ def same_shape_runs(episodes: list[Any]) -> list[list[Any]]:
 class RSTDPLearner(Learner):
     """Few-shot learner of spiking neurons trained by STDP and R-STDP (see module docstring).
 
-    Constructor keys (``conf/model/rstdp.yaml``): ``num_steps``; LIF ``v_rest, v_reset, v_th,
-    tau_m, t_ref, dt``; hidden layer ``hidden_mode`` (``stdp`` | ``random``), ``kernel, stride,
-    filters, pool, hidden_gain, hidden_lr, hidden_theta_lr``; readout ``readout_gain, epochs,
-    batch, punishment, baseline_rate, w_init, w_noise, normalize, readout_theta_lr``; R-STDP
-    rule ``tau_plus, tau_minus, tau_e, a_plus, a_minus, eta, w_min, w_max``.
+    Args (the keys of ``conf/model/rstdp.yaml``, see ``snnexp.models.rstdp.config``):
+        encoder: images [B, C, H, W] and a step count -> spikes [T, B, C, H, W].
+        input_shape: ``(C, H, W)`` of the images.
+        num_steps: simulation steps per sample.
+        neuron, hidden, readout, stdp: the config sections, mappings with the fields of
+            ``LIFParams``, ``HiddenParams``, ``ReadoutParams``, ``STDPParams``.
+        seed: seeds the learner's own RNG (filters, readout noise and order, rate code).
+        device: ignored (NumPy runs on the CPU); the trainer passes it to every learner.
     """
 
     name = "rstdp"
     uses_optimizer = False
 
-    def __init__(self, encoder: Any, input_shape: Any, seed: int = 0, device: str = "cpu",
-                 **params: Any) -> None:
-        cfg = validate(params, tuple(int(s) for s in input_shape))
-        self.encoder, self.input_shape, self.cfg = encoder, tuple(int(s) for s in input_shape), cfg
-        self.lif = LIFParams(*(float(cfg[k]) for k in LIFParams._fields[:6]))
-        self.hp = HiddenParams(cfg["kernel"], cfg["stride"], cfg["filters"], cfg["pool"],
-                               cfg["hidden_gain"], cfg["hidden_lr"], cfg["hidden_theta_lr"],
-                               cfg["tau_plus"])
-        self.stdp = STDPParams(*(float(cfg[k]) for k in STDPParams._fields[:-1]), self.lif.dt)
-        self.rp = ReadoutParams(cfg["readout_gain"], cfg["epochs"], cfg["batch"],
-                                cfg["punishment"], cfg["baseline_rate"], cfg["w_init"],
-                                cfg["w_noise"], cfg["normalize"], cfg["readout_theta_lr"])
+    def __init__(self, encoder: Any, input_shape: Any, *, num_steps: int,
+                 neuron: Mapping[str, Any], hidden: Mapping[str, Any],
+                 readout: Mapping[str, Any], stdp: Mapping[str, Any], seed: int,
+                 device: str = "cpu") -> None:
+        self.encoder, self.input_shape = encoder, tuple(int(s) for s in input_shape)
+        self.params = make_params(num_steps, neuron, hidden, readout, stdp)
+        check_relations(self.params, self.input_shape)
+        self.num_steps = self.params.num_steps
+        self.lif, self.hp = self.params.neuron, self.params.hidden
+        self.rp, self.stdp = self.params.readout, self.params.stdp
         self.rng = np.random.default_rng(int(seed))
         if not getattr(encoder, "spiking", True):
             log.info("encoder %s gives analog input: model=rstdp rate-codes it into spikes "
@@ -113,7 +112,7 @@ class RSTDPLearner(Learner):
         """Images [B, C, H, W] -> float32 spikes [T, B, C, H, W] through the encoder; an analog
         (non-spiking, e.g. ``encoder=direct``) input ``x`` becomes Bernoulli spikes
         ``s ~ B(clip(x, 0, 1))`` drawn from the learner's own RNG (a rate code)."""
-        spikes = to_numpy(self.encoder(images, self.cfg["num_steps"])).astype(np.float32)
+        spikes = to_numpy(self.encoder(images, self.num_steps)).astype(np.float32)
         if not getattr(self.encoder, "spiking", True):
             spikes = (self.rng.random(spikes.shape, dtype=np.float32) < spikes).astype(np.float32)
         if spikes.ndim != 5 or spikes.shape[2:] != self.input_shape:
@@ -150,7 +149,7 @@ class RSTDPLearner(Learner):
             labels.append(y)
             draws.append(draw_readout(self.rng, len(y), sup.pooled.shape[2], int(y.max()) + 1,
                                       self.rp))
-            if learn and self.cfg["hidden_mode"] == "stdp":
+            if learn and self.hp.mode == "stdp":
                 merged = HiddenRun(None, None, sup.num + qry.num, sup.cnt + qry.cnt, None)
                 self.w_hidden, self.theta = competitive_update(self.w_hidden, self.theta,
                                                                merged, self.hp)
@@ -172,7 +171,7 @@ class RSTDPLearner(Learner):
     def meta_train_step(self, episode: Any) -> dict[str, float]:
         """Unsupervised STDP of the hidden layer on the episode's images, then the R-STDP
         episode protocol on it for the training curves (``acc``, ``reward_rate``)."""
-        learn = self.cfg["hidden_mode"] == "stdp"
+        learn = self.hp.mode == "stdp"
         scores, reward_rate = self._episode(episode.support_x, episode.support_y,
                                             episode.query_x, learn=learn)
         self.steps += 1
@@ -196,13 +195,13 @@ class RSTDPLearner(Learner):
 
     def state_dict(self) -> dict[str, Any]:
         return {"w_hidden": self.w_hidden.copy(), "theta": self.theta.copy(),
-                "steps": self.steps, "rng": self.rng.bit_generator.state, "config": dict(self.cfg)}
+                "steps": self.steps, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         w = np.asarray(state["w_hidden"], dtype=np.float32)
         if w.shape != self.w_hidden.shape:
             raise UserError(f"checkpoint w_hidden shape {w.shape}: this model has "
-                            f"{self.w_hidden.shape} (check model.kernel/filters)")
+                            f"{self.w_hidden.shape} (check model.hidden.kernel/filters)")
         self.w_hidden = w.copy()
         self.theta = np.asarray(state["theta"], dtype=np.float32).copy()
         self.steps = int(state["steps"])

@@ -1,13 +1,15 @@
 """Pure NumPy step functions of the R-STDP network: LIF neurons, STDP traces, eligibility, reward.
 
 Every function takes explicit state and returns the new state; nothing is kept at module level.
-Arrays are float32 and vectorised over synapses and over a leading batch of samples.
+Arrays are float32 and vectorised over synapses and over a leading batch of samples. The
+parameter tuples have no defaults: their values come from ``conf/model/rstdp.yaml`` (sections
+``model.neuron`` and ``model.stdp``, see ``snnexp.models.rstdp.config``).
 
 Equations (one step of length ``dt``):
 
 - LIF: ``v <- v_rest + (v - v_rest) * exp(-dt/tau_m) + I`` (input ``I`` ignored while
-  refractory); spike when ``v >= v_th + theta``; then ``v <- v_reset`` and ``t_ref/dt`` refractory
-  steps; adaptive threshold ``theta <- theta * exp(-dt/tau_theta) + theta_plus * s``.
+  refractory); spike when ``v >= v_th + theta`` (``theta``: a threshold offset the layers'
+  homeostasis sets); then ``v <- v_reset`` and ``t_ref/dt`` refractory steps.
 - Traces: ``x <- x * exp(-dt/tau_plus) + s_pre``, ``y <- y * exp(-dt/tau_minus) + s_post``.
 - Eligibility (MSTDPET, Florian 2007): ``e <- e * exp(-dt/tau_e) + a_plus * x (x) s_post
   - a_minus * s_pre (x) y``.
@@ -22,16 +24,14 @@ import numpy as np
 
 
 class LIFParams(NamedTuple):
-    """LIF constants in mV and ms (defaults of the original notebook)."""
+    """LIF constants in mV and ms (``model.neuron``)."""
 
-    v_rest: float = -65.0
-    v_reset: float = -65.0
-    v_th: float = -58.0
-    tau_m: float = 10.0
-    t_ref: float = 5.0
-    dt: float = 1.0
-    theta_plus: float = 0.0
-    tau_theta: float = 1e7
+    v_rest: float
+    v_reset: float
+    v_th: float
+    tau_m: float
+    t_ref: float
+    dt: float
 
     @property
     def decay(self) -> np.float32:
@@ -52,17 +52,18 @@ class LIFState(NamedTuple):
 
 
 class STDPParams(NamedTuple):
-    """Trace time constants (ms), STDP amplitudes, eligibility decay and reward-learning rate."""
+    """Trace time constants (ms), STDP amplitudes, eligibility decay, reward-learning rate and
+    weight bounds of the readout's R-STDP rule (``model.stdp``); the step ``dt`` is the
+    neurons' (``LIFParams.dt``)."""
 
-    tau_plus: float = 20.0
-    tau_minus: float = 20.0
-    tau_e: float = 25.0
-    a_plus: float = 1.0
-    a_minus: float = 0.2
-    eta: float = 0.05
-    w_min: float = 0.0
-    w_max: float = 1.0
-    dt: float = 1.0
+    tau_plus: float
+    tau_minus: float
+    tau_e: float
+    a_plus: float
+    a_minus: float
+    eta: float
+    w_min: float
+    w_max: float
 
 
 def lif_init(shape: tuple[int, ...], p: LIFParams, theta: np.ndarray | float = 0.0) -> LIFState:
@@ -79,17 +80,11 @@ def _integrate(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarr
     return v, active
 
 
-def _fire(v: np.ndarray, spikes: np.ndarray, s: LIFState, p: LIFParams,
-          reset_mask: np.ndarray) -> LIFState:
-    """Reset and refractory counters of ``reset_mask``, adaptive threshold after the spikes."""
+def _fire(v: np.ndarray, s: LIFState, p: LIFParams, reset_mask: np.ndarray) -> LIFState:
+    """Reset and refractory counters of ``reset_mask`` (the threshold offset is kept)."""
     v = np.where(reset_mask, np.float32(p.v_reset), v).astype(np.float32)
     refrac = np.where(reset_mask, np.int16(p.ref_steps), np.maximum(s.refrac - 1, 0))
-    refrac = refrac.astype(np.int16)
-    theta = s.theta
-    if p.theta_plus:
-        keep = np.float32(np.exp(-p.dt / p.tau_theta))
-        theta = (theta * keep + np.float32(p.theta_plus) * spikes).astype(np.float32)
-    return LIFState(v, refrac, theta)
+    return LIFState(v, refrac.astype(np.int16), s.theta)
 
 
 def lif_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray, LIFState]:
@@ -97,7 +92,7 @@ def lif_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray
     v, active = _integrate(current, s, p)
     fired = active & (v >= np.float32(p.v_th) + s.theta)
     spikes = fired.astype(np.float32)
-    return spikes, _fire(v, spikes, s, p, fired)
+    return spikes, _fire(v, s, p, fired)
 
 
 def lif_wta_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.ndarray, LIFState]:
@@ -114,23 +109,23 @@ def lif_wta_step(current: np.ndarray, s: LIFState, p: LIFParams) -> tuple[np.nda
     any_fired = np.isfinite(best)
     first = margin.argmax(axis=-1)[..., None] == np.arange(v.shape[-1])
     spikes = (first & any_fired).astype(np.float32)
-    return spikes, _fire(v, spikes, s, p, np.broadcast_to(any_fired, v.shape))
+    return spikes, _fire(v, s, p, np.broadcast_to(any_fired, v.shape))
 
 
-def trace_step(trace: np.ndarray, spikes: np.ndarray, tau: float, dt: float = 1.0) -> np.ndarray:
+def trace_step(trace: np.ndarray, spikes: np.ndarray, tau: float, dt: float) -> np.ndarray:
     """``x <- x * exp(-dt/tau) + s``."""
     return (trace * np.float32(np.exp(-dt / tau)) + spikes).astype(np.float32)
 
 
 def eligibility_step(e: np.ndarray, x_pre: np.ndarray, y_post: np.ndarray, s_pre: np.ndarray,
-                     s_post: np.ndarray, p: STDPParams) -> np.ndarray:
+                     s_post: np.ndarray, p: STDPParams, dt: float) -> np.ndarray:
     """MSTDPET eligibility ``e`` [B, n_pre, n_post] from traces and spikes [B, n_pre], [B, n_post].
 
     ``e <- e * exp(-dt/tau_e) + a_plus * x_pre (x) s_post - a_minus * s_pre (x) y_post``:
     pre-before-post makes it positive, post-before-pre negative. Traces must already include
     this step's spikes.
     """
-    decay = np.float32(np.exp(-p.dt / p.tau_e))
+    decay = np.float32(np.exp(-dt / p.tau_e))
     ltp = np.float32(p.a_plus) * x_pre[:, :, None] * s_post[:, None, :]
     ltd = np.float32(p.a_minus) * s_pre[:, :, None] * y_post[:, None, :]
     return (e * decay + ltp - ltd).astype(np.float32)

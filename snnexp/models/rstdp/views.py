@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snnexp.models.rstdp_dynamics import LIFParams, lif_init, lif_wta_step
+from snnexp.models.rstdp.dynamics import LIFParams, lif_init, lif_wta_step
 
 
 def activity_counts(u: np.ndarray, w: np.ndarray, theta: np.ndarray, gain: float,
