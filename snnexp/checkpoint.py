@@ -126,7 +126,11 @@ def load_learner_state(learner: Any, state: dict[str, Any], source: str) -> None
     try:
         learner.load_state_dict(state["learner"])
     except (RuntimeError, ValueError, KeyError) as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
-        first = next((ln for ln in lines if "mismatch" in ln or "Missing" in ln), lines[0])
-        raise UserError(f"{source}: the checkpoint's weights do not fit this model "
-                        f"({first})") from err
+        raise weights_do_not_fit(err, source) from err
+
+
+def weights_do_not_fit(err: Exception, source: str) -> UserError:
+    """The one-line ``UserError`` for a load error ``err`` of weights from ``source``."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+    first = next((ln for ln in lines if "mismatch" in ln or "Missing" in ln), lines[0])
+    return UserError(f"{source}: the checkpoint's weights do not fit this model ({first})")

@@ -7,6 +7,7 @@ express (``way >= 1``, ``0 <= beta <= 1``, ...) and raises a one-line ``UserErro
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field, make_dataclass
@@ -17,7 +18,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from snnexp.errors import UserError
+from snnexp.models.protonet.config import ProtoNetConfig
 from snnexp.models.rstdp_config import DEFAULTS as RSTDP_DEFAULTS
+from snnexp.schema import check_section
 
 # the packaged configs (a link to the top-level conf/ in a source checkout, a copy in a wheel)
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -69,24 +72,6 @@ class FolderConfig(PoolConfig):
     channels: int = 1
     invert: bool = False
     cache_dir: str | None = None
-
-
-@dataclass
-class ProtoNetConfig:
-    """``model=protonet`` (see ``snnexp.models.protonet.ProtoNetLearner``)."""
-
-    _target_: str = MISSING
-    backbone: str = "notebook"
-    neuron: str = "lif"
-    padding: str = "same"
-    embedding_dim: int = 64
-    num_steps: int = 20
-    beta: float = 0.95
-    learn_beta: bool = False
-    threshold: float = 1.0
-    readout: str = "membrane"
-    spike_grad: Any = None  # a `_target_` node: any snntorch.surrogate factory
-    distance: str = "squared"
 
 
 # ``model=rstdp``: the learner's own defaults (``snnexp.models.rstdp_config.DEFAULTS``) as a
@@ -244,6 +229,9 @@ def check_config(cfg: DictConfig) -> None:
             value = cfg.optimizer.get(key)
             _require(value is None or value >= 0, f"optimizer.{key}", value, "a number >= 0")
     _check_model(cfg.model)
+    schema = OmegaConf.get_type(cfg.model)
+    if dataclasses.is_dataclass(schema):
+        check_section(cfg.model, schema, "model")
     ds = cfg.dataset
     _require(ds.split in ("classes", "images"), "dataset.split", ds.split,
              "one of classes, images")

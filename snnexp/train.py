@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders, hparams
 from snnexp import cli as cli_
 from snnexp.api import resolve_checkpoint
-from snnexp.checkpoint import load_checkpoint, load_learner_state, write_json
+from snnexp.checkpoint import load_checkpoint, load_learner_state, weights_do_not_fit, write_json
 from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer
@@ -169,19 +169,16 @@ def log_final(logger: Any, cfg: DictConfig, metrics: dict[str, Any], step: int) 
 
 def load_initial_weights(learner: Any, path: str) -> None:
     """Start ``learner`` from the network weights of the run or ``.pt`` at ``path``
-    (``init_from``; a run dir gives the weights its test used).
-
-    Only the synaptic weights and batch norms are taken: the neurons (beta, threshold, reset)
-    keep this run's config, and the optimizer, lr schedule and episode count start fresh. The
-    ANN twin's weights fit its SNN (the same parameters), which then fine-tunes them with
-    spikes."""
+    (``init_from``; a run dir gives the weights its test used). What is taken is the
+    learner's own business (``Learner.load_network_weights``); the optimizer, lr schedule and
+    episode count start fresh."""
     state = load_checkpoint(resolve_checkpoint(path), key="init_from")
-    own, weights = learner.state_dict().get("net"), state.get("learner", {}).get("net")
-    if own is None or weights is None:
-        raise UserError(f"init_from={path}: only a model=protonet run starts from another "
-                        "protonet run's weights")
-    net = {k: own[k] if k.startswith("lifs.") and k in own else v for k, v in weights.items()}
-    load_learner_state(learner, {"learner": {"net": net}}, f"init_from={path}")
+    try:
+        learner.load_network_weights(state.get("learner", {}))
+    except UserError as err:
+        raise UserError(f"init_from={path}: {err} (model=protonet can)") from err
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise weights_do_not_fit(err, f"init_from={path}") from err
     log.info("initial weights from %s", path)
 
 

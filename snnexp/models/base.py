@@ -12,6 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from snnexp.errors import UserError
+
 if TYPE_CHECKING:
     from snnexp.data.episodes import Episode
 
@@ -71,6 +73,11 @@ class Learner(ABC):
     @abstractmethod
     def reset_spike_stats(self) -> None:
         """Zero the activity counters read by ``spike_stats()``."""
+
+    def load_network_weights(self, learner_state: dict[str, Any]) -> None:
+        """Start from the network weights of another run's checkpoint (its ``learner`` entry,
+        ``init_from``), keeping this run's own settings. Learners that cannot raise."""
+        raise UserError(f"model={self.name} cannot start from another run's weights")
 
     @property
     def encoding(self) -> str:

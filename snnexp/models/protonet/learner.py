@@ -1,11 +1,19 @@
-"""Prototypical Network (Snell et al. 2017) with a spiking embedding.
+"""Prototypical Network (Snell et al. 2017) with a spiking embedding network passed in.
 
 For an episode, support and query images go through the embedding network in one batched
-forward. Class prototypes are the mean support embeddings ``c_k = mean_{i: y_i = k} f(x_i)``
-(a scatter-add), and the logits are negative distances from ``torch.cdist``: squared Euclidean
-``logit[q, k] = -||f(x_q) - c_k||^2`` (Snell et al., ``distance=squared``) or Euclidean
-``-||f(x_q) - c_k||`` (the original notebook, ``distance=euclidean``); training minimises their
-cross-entropy.
+forward; the logits are negative distances to the class prototypes (``snnexp.prototypes``),
+and training minimises their cross-entropy.
+
+The embedding network (``model.backbone``) is any ``nn.Module`` with
+
+    forward(x, num_steps) -> [B, D]
+
+where ``x`` is ``[T, B, C, H, W]`` (``T = num_steps``, the encoder's output) or, for a static
+encoder (``encoder=direct``), ``[B, C, H, W]``: the same input at each step. Its snnTorch
+neurons (``snntorch.SpikingNeuron`` modules) are found by ``SpikeRecorder``'s forward hooks;
+an attribute ``time_steps = False`` marks a network without time steps (it is given the images
+unencoded), ``macs`` (per-sample multiply-accumulates of each synaptic op) enables the energy
+estimate.
 """
 
 from __future__ import annotations
@@ -13,89 +21,68 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import snntorch as snn
 import torch
 from torch import nn
 
 from snnexp.energy import energy_figures
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
-from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
-
-CHOICES = {"backbone": ("notebook", "snell4"), "neuron": ("lif", "relu"),
-           "padding": ("same", "valid"), "readout": ("membrane", "integrator", "spikes"),
-           "distance": ("squared", "euclidean")}
-
-
-def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, way: int) -> torch.Tensor:
-    """Mean embedding per class: ``[N, D]``, labels ``[N]`` in ``0..way-1`` -> ``[way, D]``."""
-    sums = embeddings.new_zeros(way, embeddings.shape[1]).index_add_(0, labels, embeddings)
-    counts = torch.bincount(labels, minlength=way).clamp_min(1).unsqueeze(1)
-    return sums / counts.to(embeddings.dtype)
-
-
-def prototype_logits(support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor,
-                     way: int, distance: str = "squared") -> torch.Tensor:
-    """``-||query - c_k||^2`` (``squared``) or ``-||query - c_k||`` (``euclidean``).
-
-    Support ``[S, D]`` with labels ``[S]``, query ``[Q, D]`` -> logits ``[Q, way]``.
-    """
-    distances = torch.cdist(query, prototypes(support, support_y, way))
-    return -distances.pow(2) if distance == "squared" else -distances
+from snnexp.models.protonet.recorder import SYNAPTIC, SpikeRecorder, fan_out
+from snnexp.prototypes import prototype_logits
 
 
 class ProtoNetLearner(Learner):
     """Spiking Prototypical Network meta-trained with a torch optimizer.
 
     Args:
+        backbone: the embedding network, or a callable ``backbone(input_shape=...)`` that
+            builds it (a ``_partial_`` node of ``conf/model/backbone/``).
         encoder: maps ``[B, C, H, W]`` images to ``[T, B, C, H, W]`` inputs (``snnexp.encoding``).
         input_shape: ``(C, H, W)``.
         optimizer: a partial ``torch.optim`` constructor, finished here with the parameters.
+        device: torch device. seed: unused (torch is seeded by the run).
         scheduler: a partial ``torch.optim.lr_scheduler`` constructor (or ``None``: constant lr),
             finished here with the optimizer and stepped once per meta-training episode.
-        device: torch device. seed: unused (torch is seeded by the run).
-        backbone, neuron, padding, embedding_dim, num_steps, beta, learn_beta, threshold,
-        readout, spike_grad, distance: see ``conf/model/protonet.yaml``.
+        num_steps: ``T``, time steps per sample. distance: ``squared`` or ``euclidean``
+            (``snnexp.prototypes.prototype_logits``).
     """
 
     name = "protonet"
     uses_optimizer = True
 
-    def __init__(self, encoder: Any, input_shape: tuple[int, int, int],
-                 optimizer: Callable | None = None, device: str | torch.device = "cpu",
-                 seed: int = 0, scheduler: Callable | None = None, *,
-                 backbone: str = "notebook", neuron: str = "lif", padding: str = "same",
-                 embedding_dim: int = 64, num_steps: int = 50,
-                 beta: float = 0.95, learn_beta: bool = False, threshold: float = 1.0,
-                 readout: str = "membrane", spike_grad: Callable | None = None,
-                 distance: str = "squared") -> None:
-        _check_args(backbone=backbone, neuron=neuron, padding=padding, readout=readout,
-                    distance=distance, num_steps=num_steps, beta=beta, threshold=threshold,
-                    embedding_dim=embedding_dim)
+    def __init__(self, backbone: nn.Module | Callable[..., nn.Module], encoder: Any,
+                 input_shape: tuple[int, int, int], optimizer: Callable | None = None,
+                 device: str | torch.device = "cpu", seed: int = 0,
+                 scheduler: Callable | None = None, *, num_steps: int, distance: str) -> None:
         self.encoder, self.num_steps, self.device = encoder, num_steps, torch.device(device)
         self.distance = distance
-        try:
-            self.net = SpikingConvNet(tuple(input_shape), backbone_specs(backbone, embedding_dim),
-                                      neuron=neuron, padding=padding, beta=beta,
-                                      learn_beta=learn_beta, threshold=threshold,
-                                      readout=readout, spike_grad=spike_grad).to(self.device)
-        except ValueError as err:
-            pools = ", ".join(f"{name} {sum(s.pool for s in backbone_specs(name, 1))}"
-                              for name in CHOICES["backbone"])
-            fix = "model.padding=same, " if padding != "same" else ""
-            raise UserError(f"model.backbone={backbone}, model.padding={padding}: {err}; use "
-                            f"{fix}a backbone with fewer 2x2 poolings ({pools}) or a larger "
-                            "dataset image") from err
+        if isinstance(backbone, str):  # a group option set as a key (Hydra's compose API)
+            raise UserError(f"model.backbone={backbone}: choose it as a config group, "
+                            f"model/backbone={backbone}")
+        net = backbone if isinstance(backbone, nn.Module) else \
+            backbone(input_shape=tuple(input_shape))
+        self.net = net.to(self.device)
         self.optimizer = optimizer(self.net.parameters()) if optimizer is not None else None
         self.scheduler = scheduler(self.optimizer) if scheduler and self.optimizer else None
         self.reset_spike_stats()
 
+    @property
+    def analog(self) -> bool:
+        """Whether the network has no time steps (the ANN twin): it takes the images."""
+        return not getattr(self.net, "time_steps", True)
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` images -> ``[B, D]`` embeddings (encodes them first)."""
-        static = getattr(self.encoder, "static", False) or self.net.neuron == "relu"
+        """``[B, C, H, W]`` images -> ``[B, D]`` embeddings (encodes them first).
+
+        In eval mode the forward's spikes, SynOps and MACs are added to ``spike_stats()``."""
+        static = getattr(self.encoder, "static", False) or self.analog
         x = images if static else self.encoder(images, self.num_steps)
-        embeddings = self.net(x, self.num_steps, static)
-        if not self.net.training:
-            self._count(images.shape[0], x if not static else None)
+        if self.net.training:
+            return self.net(x, self.num_steps)
+        with SpikeRecorder(self.net) as record:
+            embeddings = self.net(x, self.num_steps)
+        self._count(images.shape[0], x if not static else None, record)
         return embeddings
 
     def _episode_logits(self, support_x: torch.Tensor, support_y: torch.Tensor,
@@ -144,22 +131,18 @@ class ProtoNetLearner(Learner):
 
         self.net.eval()
         figures: dict[str, Any] = {}
-        self.net.record = self.net.neuron == "lif"
-        try:
+        with SpikeRecorder(self.net, rasters=True) as record:
             embeddings = self.embed(support_x)
-        finally:
-            self.net.record = False
-        if self.net.recorded:
-            *spikes, membrane = (layer[:, 0].float().cpu().numpy() for layer in self.net.recorded)
-            self.net.recorded = []
+        first = lambda trace: trace[:, 0].float().cpu().numpy()  # sample 0: [T, ...]
+        if record.rasters:
             figures["raster/layers"] = raster_figure(
-                {f"layer{i + 1}": layer for i, layer in enumerate(spikes)})
-            fires = self.net.readout != "integrator"
-            threshold = float(self.net.lifs[-1].threshold) if fires else None
+                {f"layer{i + 1}": first(layer) for i, layer in enumerate(record.rasters)})
+        if record.membrane is not None:
+            membrane, threshold = record.membrane
             figures["membrane/last_layer"] = membrane_figure(
-                membrane, threshold, name=f"layer{len(self.net.lifs)}")
-        weights = {f"weights/{name}": param.detach().cpu()
-                   for name, param in self.net.ops.named_parameters() if name.endswith("weight")}
+                first(membrane), threshold, name=f"layer{len(record.neurons)}")
+        weights = {f"weights/{name}.weight": op.weight.detach().cpu()
+                   for name, op in self.net.named_modules() if isinstance(op, SYNAPTIC)}
         return {"figures": figures, "histograms": weights,
                 "embeddings": {"embeddings/support": (embeddings.cpu(), support_y.cpu())}}
 
@@ -181,23 +164,39 @@ class ProtoNetLearner(Learner):
             progress = {k: v for k, v in state["scheduler"].items() if k in SCHEDULE_PROGRESS}
             self.scheduler.load_state_dict({**self.scheduler.state_dict(), **progress})
 
-    def _count(self, batch: int, encoded: torch.Tensor | None) -> None:
+    def load_network_weights(self, learner_state: dict[str, Any]) -> None:
+        """Start from another protonet run's network (``init_from``; its checkpoint's
+        ``learner`` entry): its synaptic weights and batch norms, with this run's neuron
+        parameters (the state of the ``snntorch.SpikingNeuron`` modules: beta, threshold,
+        reset); the optimizer and the lr schedule stay fresh. The ANN twin's weights fit its
+        SNN (the same parameters). ``RuntimeError`` when the weights do not fit."""
+        weights = learner_state.get("net")
+        if weights is None:
+            raise UserError("model=protonet starts only from another model=protonet run's "
+                            "weights")
+        own = self.net.state_dict()
+        neurons = {f"{name}.{key}" for name, module in self.net.named_modules()
+                   if isinstance(module, snn.SpikingNeuron) for key in module.state_dict()}
+        self.net.load_state_dict({k: own[k] if k in neurons else v for k, v in weights.items()})
+
+    def _count(self, batch: int, encoded: torch.Tensor | None, record: SpikeRecorder) -> None:
         """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
         self._samples += batch
-        net, stats = self.net, self._totals
-        if net.neuron == "relu":
-            for i, macs in enumerate(net.macs):
-                stats[f"layer{i + 1}/macs"] = stats.get(f"layer{i + 1}/macs", 0.0) + macs * batch
+        stats, macs = self._totals, getattr(self.net, "macs", None)
+        if self.analog:
+            for i, op_macs in enumerate(macs or []):
+                stats[f"layer{i + 1}/macs"] = stats.get(f"layer{i + 1}/macs", 0.0) + op_macs * batch
             return
         if encoded is None:  # analog input: the first layer does MACs once per forward
-            stats["input/macs"] = stats.get("input/macs", 0.0) + net.macs[0] * batch
+            if macs:
+                stats["input/macs"] = stats.get("input/macs", 0.0) + macs[0] * batch
         else:
             spikes = float(encoded.sum())
+            first = fan_out(record.ops[0]) if record.ops else 0
             stats["input/spikes"] = stats.get("input/spikes", 0.0) + spikes
-            stats["input/synops"] = stats.get("input/synops", 0.0) + spikes * net.fan_out[0]
-        for i, (spikes, sent) in enumerate(net.activity):
-            fan_out = net.fan_out[i + 1] if i + 1 < len(net.fan_out) else 0
-            for key, value in (("spikes", float(spikes)), ("synops", float(sent) * fan_out)):
+            stats["input/synops"] = stats.get("input/synops", 0.0) + spikes * first
+        for i, (spikes, (sent, reach)) in enumerate(zip(record.spikes, record.sent, strict=True)):
+            for key, value in (("spikes", spikes), ("synops", sent * reach)):
                 name = f"layer{i + 1}/{key}"
                 stats[name] = stats.get(name, 0.0) + value
 
@@ -210,26 +209,14 @@ class ProtoNetLearner(Learner):
             parts = [v for k, v in stats.items() if k.endswith(f"/{kind}")]
             if parts:
                 stats[f"total/{kind}"] = sum(parts)
-        if self._samples:
-            stats.update(energy_figures(stats, ann_macs=sum(self.net.macs)))
+        macs = getattr(self.net, "macs", None)
+        if self._samples and macs:
+            stats.update(energy_figures(stats, ann_macs=sum(macs)))
         return stats
 
     def reset_spike_stats(self) -> None:
         self._totals: dict[str, float] = {}
         self._samples = 0
-
-
-def _check_args(**args: Any) -> None:
-    for key, allowed in CHOICES.items():
-        if args[key] not in allowed:
-            raise UserError(f"model.{key}={args[key]}: must be one of {', '.join(allowed)}")
-    for key in ("num_steps", "embedding_dim"):
-        if not (isinstance(args[key], int) and args[key] >= 1):
-            raise UserError(f"model.{key}={args[key]}: must be an integer >= 1")
-    if not 0.0 <= args["beta"] <= 1.0:
-        raise UserError(f"model.beta={args['beta']}: must be a number in [0, 1]")
-    if not args["threshold"] > 0:
-        raise UserError(f"model.threshold={args['threshold']}: must be a number > 0")
 
 
 # entries of an lr scheduler's state_dict that record how far it has run (not its settings)
