@@ -70,7 +70,7 @@ def pixel_prototype_logits(support_x: torch.Tensor, support_y: torch.Tensor,
                            query_x: torch.Tensor) -> torch.Tensor:
     """Nearest-prototype control in input space: ``-||x_q - mean_k x||^2`` over flat pixels."""
     way = int(support_y.max()) + 1
-    return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way)
+    return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way, "squared")
 
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]

@@ -20,7 +20,7 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, way: int) -> torc
 
 
 def prototype_logits(support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor,
-                     way: int, distance: str = "squared") -> torch.Tensor:
+                     way: int, distance: str) -> torch.Tensor:
     """``-||query - c_k||^2`` (``squared``) or ``-||query - c_k||`` (``euclidean``).
 
     Support ``[S, D]`` with labels ``[S]``, query ``[Q, D]`` -> logits ``[Q, way]``.

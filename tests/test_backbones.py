@@ -39,8 +39,8 @@ def test_the_command_line_selects_a_backbone_by_its_short_name():
 
 def test_a_backbone_sweep_runs_one_job_per_backbone(tmp_path, shared_data):
     result = run_cli("-m", "model.backbone=notebook,snell4", "dataset=mnist",
-                     f"paths.data_dir={shared_data}", "way=2", "shot=1", "query=2", "train_way=2", "train_shot=1",
-                     "train_query=2", *TINY,
+                     f"paths.data_dir={shared_data}", "way=2", "shot=1", "query=2",
+                     "train_way=2", "train_shot=1", "train_query=2", *TINY,
                      f"hydra.sweep.dir={tmp_path}", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = [job for job in tmp_path.iterdir() if (job / "metrics.json").is_file()]

@@ -16,8 +16,15 @@ DOC = (REPO / "docs" / "extending.md").read_text()
 
 
 def code_block(after: str) -> str:
-    """The first fenced code block following the line that contains ``after``."""
-    return re.search(re.escape(after) + r".*?```\w*\n(.*?)```", DOC, re.S).group(1)
+    """The fenced code block whose first line contains ``after``, else the next block after
+    the line that contains it."""
+    start = DOC.index(after)
+    fences = list(re.finditer(r"^```\w*\n", DOC, re.M))
+    before = [f for f in fences if f.start() < start]
+    first_line = len(before) % 2 == 1 and "\n" not in DOC[before[-1].end():start]
+    opening = before[-1] if first_line else \
+        [f for f in fences if f.start() > start][1 if len(before) % 2 else 0]
+    return DOC[opening.end():DOC.index("```", opening.end())]
 
 
 def test_a_user_dataset_in_a_config_dir_trains(tmp_path: Path):
@@ -42,3 +49,27 @@ def test_options_of_a_config_dir_pass_the_group_check(tmp_path: Path):
     exit_on_bad_group_choice([f"--config-dir={tmp_path}", "dataset=omniglot,blobs"])
     with pytest.raises(SystemExit):
         exit_on_bad_group_choice(["dataset=blobs"])
+
+
+def test_a_user_backbone_from_the_doc_trains_via_a_target_override(tmp_path: Path):
+    (tmp_path / "my_net.py").write_text(code_block("my_net.py (importable").split("\n", 1)[1])
+    command = code_block("return torch.stack(out).mean(0)")  # the bash block after the class
+    args = command.split("python -m snnexp.train ", 1)[1].split()
+    result = run_cli(*args, "dataset=digits", "model.num_steps=2", "train_episodes=2",
+                     "val_every=2", "val_episodes=2", "test_episodes=2", "threads=1",
+                     "logger=none", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["spikes"]["layer1/spikes"] > 0
+
+
+def test_a_user_backbone_option_in_a_config_dir_composes(tmp_path: Path):
+    (tmp_path / "my_net.py").write_text(code_block("my_net.py (importable").split("\n", 1)[1])
+    (tmp_path / "my_conf" / "model" / "backbone").mkdir(parents=True)
+    (tmp_path / "my_conf" / "model" / "backbone" / "mine.yaml").write_text(
+        code_block("my_conf/model/backbone/mine.yaml").split("\n", 1)[1])
+    result = run_cli("--config-dir", "my_conf", "model.backbone=mine", "dataset=digits",
+                     "model.num_steps=2", "train_episodes=2", "val_every=2", "val_episodes=2",
+                     "test_episodes=2", "threads=1", "logger=none",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -45,7 +45,7 @@ def test_logits_are_negative_squared_euclidean_distances_by_hand():
     support_y = torch.tensor([0, 0, 1, 1])  # prototypes (1, 0) and (0, 4)
     query = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
     expected = torch.tensor([[-0.0, -17.0], [-1.0, -16.0], [-20.0, -9.0]])
-    logits = prototype_logits(support, support_y, query, way=2)
+    logits = prototype_logits(support, support_y, query, way=2, distance="squared")
     assert logits.shape == (3, 2)
     assert torch.allclose(logits, expected, atol=1e-4)
 
