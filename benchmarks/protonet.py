@@ -23,6 +23,8 @@ from benchmarks.notebook import NotebookNet, load_into, notebook_logits, noteboo
 from snnexp.data.episodes import Episode, EpisodeSampler
 from snnexp.encoding import DirectEncoder
 from snnexp.models.protonet import ProtoNetLearner
+from snnexp.models.protonet.backbones import notebook
+from snnexp.models.protonet.surrogate import fast_sigmoid
 from snnexp.tuning import apply_cpu_tuning
 
 
@@ -67,10 +69,12 @@ def make_sampler(images: torch.Tensor, labels: torch.Tensor, s: Setting,
 def snnexp_learner(s: Setting, seed: int = 0) -> ProtoNetLearner:
     """The notebook's architecture in snnexp (``backbone=notebook padding=valid``)."""
     torch.manual_seed(seed)
-    return ProtoNetLearner(DirectEncoder(), (1, s.image, s.image),
-                           partial(torch.optim.Adam, lr=s.lr), padding="valid",
-                           num_steps=s.num_steps, beta=0.95, distance=s.distance,
-                           spike_grad=surrogate.fast_sigmoid(slope=5))
+    net = partial(notebook, embedding_dim=64, neuron="lif", padding="valid", beta=0.95,
+                  learn_beta=False, threshold=1.0, readout="membrane",
+                  spike_grad=fast_sigmoid(slope=5))
+    return ProtoNetLearner(net, DirectEncoder(), (1, s.image, s.image),
+                           partial(torch.optim.Adam, lr=s.lr), num_steps=s.num_steps,
+                           distance=s.distance)
 
 
 def notebook_twin(learner: ProtoNetLearner, s: Setting) -> tuple[NotebookNet, torch.optim.Adam]:

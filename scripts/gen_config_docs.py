@@ -28,7 +28,8 @@ from snnexp.schema import allowed_values  # noqa: E402
 # groups documented key by key; the others (presets, launchers) are listed with their purpose
 KEYED_GROUPS = ["model", "dataset", "encoder", "optimizer", "scheduler", "logger", "noise",
                 "paths"]
-LISTED_GROUPS = ["experiment", "dataset_model", "debug", "hparams_search", "hydra/launcher"]
+LISTED_GROUPS = ["model/backbone", "experiment", "dataset_model", "debug", "hparams_search",
+                 "hydra/launcher"]
 SKIPPED_KEYS = {"defaults", "_target_", "_partial_"}
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.]+):(?P<value>[^#]*?)\s*(#\s?(?P<note>.*))?$")
 
@@ -170,10 +171,12 @@ def render() -> str:
         files = sorted((CONF / group).glob("*.yaml"))
         if not files:
             continue
-        out += ["", f"## `{group}`", "", "| option | what it sets |", "|---|---|"]
+        # a group nested in a config node is chosen with the dotted key (model.backbone=...)
+        typed = group if group.startswith("hydra/") else group.replace("/", ".")
+        out += ["", f"## `{typed}`", "", "| option | what it sets |", "|---|---|"]
         for path in files:
             about = header_comment(path.read_text().splitlines()).replace("|", "\\|")
-            out.append(f"| `{group}={path.stem}` | {about} |")
+            out.append(f"| `{typed}={path.stem}` | {about} |")
     return "\n".join(out) + "\n"
 
 

@@ -6,6 +6,7 @@ things identically.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -82,8 +83,23 @@ def build_learner(cfg: DictConfig, input_shape: tuple[int, int, int],
         extra["optimizer"] = instantiate(cfg.optimizer)
         if cfg.get("scheduler") is not None:
             extra["scheduler"] = instantiate(cfg.scheduler)
-    return instantiate(cfg.model, encoder=encoder, input_shape=list(input_shape),
-                       device=str(device), seed=int(cfg.seed), **extra)
+    return instantiate(constructor_node(cfg.model, learner_cls), encoder=encoder,
+                       input_shape=list(input_shape), device=str(device), seed=int(cfg.seed),
+                       **extra)
+
+
+def constructor_node(node: DictConfig, target: Any) -> DictConfig:
+    """``node`` (resolved) without the keys that name no parameter of ``target``.
+
+    Such keys are settings that nested nodes read by interpolation: ``model.beta`` is read by
+    ``model.backbone`` (``beta: ${..beta}``), not by the learner. A ``target`` taking
+    ``**kwargs`` gets every key."""
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return node
+    resolved = OmegaConf.to_container(node, resolve=True)
+    return OmegaConf.create({k: v for k, v in resolved.items()
+                             if k in params or k.startswith("_")})
 
 
 def config_to_dict(cfg: DictConfig) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def exit_on_bad_group_choice(overrides: list[str]) -> None:
     dirs = config_dirs(overrides)
     for override in overrides:
         key, _, value = override.lstrip("+").partition("=")
-        folders = [d / key for d in dirs if (d / key).is_dir()]
+        folders = [d / key.replace(".", "/") for d in dirs if (d / key.replace(".", "/")).is_dir()]
         if key.startswith("hydra") or not folders:
             continue
         options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
@@ -209,14 +209,31 @@ def exit_on_unusable_optuna_storage(overrides: list[str]) -> None:
                   "(as pyproject.toml pins it)")
 
 
+def nested_groups_as_groups(overrides: list[str]) -> list[str]:
+    """``model.backbone=snell4`` -> ``model/backbone=snell4``: a config group nested in a node
+    (``conf/model/backbone/``), chosen with the dotted key users type; sweeps
+    (``model.backbone=notebook,snell4``) too. Keys inside the node
+    (``model.backbone._target_=...``) and ``+``/``~`` overrides are left as given."""
+    dirs = config_dirs(overrides)
+    out = []
+    for override in overrides:
+        prefix, key, value = _split(override)
+        group = key.replace(".", "/")
+        if not prefix and "." in key and re.fullmatch(r"[\w-]+(,[\w-]+)*", value) \
+                and any((d / group).is_dir() for d in dirs):
+            override = f"{group}={value}"
+        out.append(override)
+    return out
+
+
 def prepare_argv(argv: list[str]) -> list[str]:
     """The checks before Hydra (each exits 2 with one line) and ``argv`` with path values
-    quoted for Hydra's grammar."""
+    quoted for Hydra's grammar and nested groups in the group form."""
     exit_on_bad_group_choice(argv)
     exit_on_renamed_key(argv)
     exit_on_finished_run_dir(argv)
     exit_on_unusable_optuna_storage(argv)
-    return quote_path_values(argv)
+    return quote_path_values(nested_groups_as_groups(argv))
 
 
 def run(main: Callable[[], Any]) -> None:

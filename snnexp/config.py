@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from snnexp.errors import UserError
+from snnexp.models.protonet.config import ProtoNetConfig
 from snnexp.models.rstdp.config import RSTDPConfig
 from snnexp.schema import bounded, check_section, choice
 
@@ -75,22 +76,6 @@ class FolderConfig(PoolConfig):
     cache_dir: str | None = None
 
 
-@dataclass
-class ProtoNetConfig:
-    """``model=protonet`` (see ``snnexp.models.protonet.ProtoNetLearner``)."""
-
-    _target_: str = MISSING
-    backbone: str = "notebook"
-    neuron: str = "lif"
-    padding: str = "same"
-    embedding_dim: int = 64
-    num_steps: int = 20
-    beta: float = 0.95
-    learn_beta: bool = False
-    threshold: float = 1.0
-    readout: str = "membrane"
-    spike_grad: Any = None  # a `_target_` node: any snntorch.surrogate factory
-    distance: str = "squared"
 
 
 @dataclass
@@ -237,18 +222,6 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise UserError(f"{key}={value}: must be {allowed}")
 
 
-def _check_protonet(model: DictConfig) -> None:
-    """The ranges of ``model=protonet``'s keys, until ``ProtoNetConfig`` declares them with
-    ``bounded`` (then ``check_section`` checks them and this goes)."""
-    for key in ("num_steps", "embedding_dim"):
-        if key in model:
-            _require(model[key] >= 1, f"model.{key}", model[key], "an integer >= 1")
-    if "beta" in model:
-        _require(0 <= model.beta <= 1, "model.beta", model.beta, "a number in [0, 1]")
-    if "threshold" in model:
-        _require(model.threshold > 0, "model.threshold", model.threshold, "a number > 0")
-
-
 def model_schema(model: DictConfig) -> type | None:
     """The schema of a ``model`` node, ``SCHEMAS["<name>_schema"]`` of the learner class its
     ``_target_`` names (a config read back from a checkpoint carries no type), or ``None``."""
@@ -280,8 +253,6 @@ def check_config(cfg: DictConfig) -> None:
     schema = model_schema(cfg.model)
     if schema is not None:
         check_section(cfg.model, schema, "model")
-    if schema is ProtoNetConfig:
-        _check_protonet(cfg.model)
     check_section(cfg.dataset, PoolConfig, "dataset")
     for node in ("model", "encoder", "dataset", "logger", "scheduler"):
         if cfg.get(node) is not None:

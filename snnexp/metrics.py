@@ -21,6 +21,7 @@ import torch
 from scipy import stats
 
 from snnexp.data.episodes import Episode, EpisodeSampler
+from snnexp.prototypes import prototype_logits
 
 
 def mean_ci95(values: Iterable[float]) -> tuple[float, float]:
@@ -68,10 +69,8 @@ def accuracy(logits: Any, labels: torch.Tensor) -> float:
 def pixel_prototype_logits(support_x: torch.Tensor, support_y: torch.Tensor,
                            query_x: torch.Tensor) -> torch.Tensor:
     """Nearest-prototype control in input space: ``-||x_q - mean_k x||^2`` over flat pixels."""
-    from snnexp.models.protonet import prototype_logits
-
     way = int(support_y.max()) + 1
-    return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way)
+    return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way, "squared")
 
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]

@@ -215,6 +215,7 @@ def make_bad_files(files: Path, good_ckpt: Path) -> None:
     (files / "corrupt.pt").write_bytes(good_ckpt.read_bytes()[:2000])
     state = torch.load(good_ckpt, weights_only=True)
     state["config"]["model"]["embedding_dim"] = 32  # the weights are for 64
+    state["config"]["model"]["backbone"]["embedding_dim"] = 32  # stored resolved
     torch.save(state, files / "misfit.pt")
     raw = files / "truncated" / "MNIST" / "raw"
     raw.mkdir(parents=True)

@@ -62,7 +62,7 @@ def test_reference_and_snnexp_embeddings_and_gradients_agree():
     ref, _ = protonet.notebook_twin(learner, TINY)
     x = _episode(TINY).support_x
     learner.net.train()
-    ours = learner.net(x, TINY.num_steps, static=True)
+    ours = learner.net(x, TINY.num_steps)  # static: [B, C, H, W]
     theirs = ref(x)
     assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5)
     ours.pow(2).sum().backward()

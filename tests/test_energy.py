@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.protonet import make_learner
 
 from snnexp.encoding import DirectEncoder, RateEncoder
 from snnexp.energy import (
@@ -38,8 +39,8 @@ def test_ann_run_has_no_snn_energy():
 def saturated_learner(neuron: str = "lif", encoder=None, num_steps: int = 3) -> ProtoNetLearner:
     """Notebook backbone on 8x8 images with zero weights and bias 2 > threshold 1: every LIF
     neuron spikes at every step, so the counts are known by hand."""
-    learner = ProtoNetLearner(encoder or DirectEncoder(), (1, 8, 8), backbone="notebook",
-                              neuron=neuron, num_steps=num_steps)
+    learner = make_learner((1, 8, 8), encoder or DirectEncoder(), neuron=neuron,
+                           num_steps=num_steps)
     with torch.no_grad():
         for name, param in learner.net.named_parameters():
             if name.startswith("ops."):

@@ -44,3 +44,27 @@ def test_options_of_a_config_dir_pass_the_group_check(tmp_path: Path):
     exit_on_bad_group_choice([f"--config-dir={tmp_path}", "dataset=omniglot,blobs"])
     with pytest.raises(SystemExit):
         exit_on_bad_group_choice(["dataset=blobs"])
+
+
+def test_a_user_backbone_from_the_doc_trains_via_a_target_override(tmp_path: Path):
+    (tmp_path / "my_net.py").write_text(code_block("python", "class MyNet"))
+    command = code_block("bash", "model.backbone._target_=my_net.MyNet")
+    args = command.split("python -m snnexp.train ", 1)[1].split()
+    result = run_cli(*args, "dataset=digits", "model.num_steps=2", "train_episodes=2",
+                     "val_every=2", "val_episodes=2", "test_episodes=2", "threads=1",
+                     "logger=none", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["spikes"]["layer1/spikes"] > 0
+
+
+def test_a_user_backbone_option_in_a_config_dir_composes(tmp_path: Path):
+    (tmp_path / "my_net.py").write_text(code_block("python", "class MyNet"))
+    (tmp_path / "my_conf" / "model" / "backbone").mkdir(parents=True)
+    (tmp_path / "my_conf" / "model" / "backbone" / "mine.yaml").write_text(
+        code_block("yaml", "_target_: my_net.MyNet"))
+    result = run_cli("--config-dir", "my_conf", "model.backbone=mine", "dataset=digits",
+                     "model.num_steps=2", "train_episodes=2", "val_every=2", "val_episodes=2",
+                     "test_episodes=2", "threads=1", "logger=none",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]

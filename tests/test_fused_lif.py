@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import snntorch as snn
 import torch
+from helpers.protonet import make_network
 from snntorch import surrogate
 
-from snnexp.models.fused_lif import fusable, leaky_scan, step_leaky
-from snnexp.models.spiking_convnet import SpikingConvNet, backbone_specs
+from snnexp.models.protonet.lif import fusable, leaky_scan, step_leaky
+from snnexp.models.protonet.surrogate import fast_sigmoid
 
 TIGHT = {"rtol": 1e-5, "atol": 1e-5}  # float32; float64 runs use TOL[torch.float64]
 TOL = {torch.float32: TIGHT, torch.float64: {"rtol": 1e-10, "atol": 1e-10}}
@@ -17,7 +18,7 @@ TOL = {torch.float32: TIGHT, torch.float64: {"rtol": 1e-10, "atol": 1e-10}}
 def _pair(reset: str, learn_beta: bool, **kw) -> tuple[snn.Leaky, snn.Leaky]:
     make = lambda: snn.Leaky(beta=0.9, threshold=1.0, reset_mechanism=reset,
                              learn_beta=learn_beta,
-                             spike_grad=kw.get("spike_grad", surrogate.fast_sigmoid(slope=5)),
+                             spike_grad=kw.get("spike_grad", fast_sigmoid(slope=5)),
                              graded_spikes_factor=kw.get("graded", 1.0))
     return make(), make()
 
@@ -39,7 +40,7 @@ def _run(fn, lif, cur, steps, static, weights):
 @pytest.mark.parametrize("chunk", [7, 1 << 15])  # 7: several chunks, the last one ragged
 def test_fused_scan_matches_stepped_leaky_outputs_and_gradients(reset, learn_beta, static, dtype,
                                                                chunk, monkeypatch):
-    monkeypatch.setattr("snnexp.models.fused_lif.CHUNK", chunk)
+    monkeypatch.setattr("snnexp.models.protonet.lif.CHUNK", chunk)
     gen = torch.Generator().manual_seed(1)
     steps, shape, tol = 12, (3, 4, 5), TOL[dtype]
     cur = torch.rand((shape if static else (steps, *shape)), generator=gen, dtype=dtype) * 0.8
@@ -66,16 +67,26 @@ def test_fused_scan_golden_trajectory_with_spike_and_subtractive_reset():
     assert spikes.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
 
 
-def test_unsupported_leaky_falls_back_to_stepping_it():
-    graded, ref = _pair("subtract", False, graded=2.0)
-    assert not fusable(graded)
+@pytest.mark.parametrize("kw", [{"graded": 2.0}, {"spike_grad": surrogate.fast_sigmoid(slope=5)},
+                                {"spike_grad": surrogate.atan()}],
+                         ids=["graded_spikes", "snntorch_fast_sigmoid", "snntorch_atan"])
+def test_unsupported_leaky_falls_back_to_stepping_it(kw):
+    """Graded spikes, or a spike function that is not snnexp's ``Surrogate`` (no derivative
+    snnexp knows), step ``snntorch.Leaky`` itself: the same spikes and gradients."""
+    lif, ref = _pair("subtract", False, **kw)
+    assert not fusable(lif)
     cur = torch.rand(6, 10)
-    assert torch.equal(leaky_scan(graded, cur, 6, False)[0], step_leaky(ref, cur, 6, False)[0])
+    ours, theirs = cur.clone().requires_grad_(), cur.clone().requires_grad_()
+    spikes = leaky_scan(lif, ours, 6, False)[0]
+    expected = step_leaky(ref, theirs, 6, False)[0]
+    assert torch.equal(spikes, expected)
+    spikes.sum().backward(), expected.sum().backward()
+    assert torch.equal(ours.grad, theirs.grad)
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_fused_scan_without_grad_keeps_no_membranes(reset, monkeypatch):
-    monkeypatch.setattr("snnexp.models.fused_lif.CHUNK", 5)
+    monkeypatch.setattr("snnexp.models.protonet.lif.CHUNK", 5)
     fused_lif, ref_lif = _pair(reset, False)
     cur = torch.rand(9, 12) * 0.8
     with torch.no_grad():
@@ -98,15 +109,13 @@ def test_backward_without_membrane_output_uses_spikes_only():
 
 @pytest.mark.parametrize("readout", ["membrane", "spikes"])
 def test_network_with_fused_scan_matches_stepped_leaky(readout, monkeypatch):
-    torch.manual_seed(0)
-    net = SpikingConvNet((1, 12, 12), backbone_specs("notebook", 16), readout=readout,
-                         learn_beta=True, spike_grad=surrogate.fast_sigmoid(slope=5))
+    net = make_network((1, 12, 12), embedding_dim=16, readout=readout, learn_beta=True)
     x = torch.rand(6, 1, 12, 12) * 3
     results = []
     for scan in (leaky_scan, step_leaky):
-        monkeypatch.setattr("snnexp.models.spiking_convnet.leaky_scan", scan)
+        monkeypatch.setattr("snnexp.models.protonet.lif.leaky_scan", scan)
         net.zero_grad()
-        out = net(x, 10, static=True)
+        out = net(x, 10)  # static: [B, C, H, W]
         out.pow(2).sum().backward()
         results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
     assert torch.allclose(results[0][0], results[1][0], **TIGHT)

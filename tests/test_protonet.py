@@ -7,20 +7,21 @@ import math
 
 import pytest
 import torch
-from snntorch import surrogate
+from helpers.protonet import make_learner as _make_learner
+from helpers.protonet import model_node
 
 from snnexp.data.episodes import Episode
 from snnexp.encoding import DirectEncoder, RateEncoder
 from snnexp.errors import UserError
-from snnexp.models.protonet import ProtoNetLearner, prototype_logits, prototypes
+from snnexp.models.protonet import ProtoNetLearner, SpikeRecorder
+from snnexp.models.protonet.config import ProtoNetConfig
+from snnexp.prototypes import prototype_logits, prototypes
+from snnexp.schema import check_section
 
 
 def make_learner(input_shape=(1, 8, 8), encoder=None, **kwargs) -> ProtoNetLearner:
-    torch.manual_seed(0)
     kwargs.setdefault("num_steps", 4)
-    kwargs.setdefault("spike_grad", surrogate.fast_sigmoid(slope=5))
-    return ProtoNetLearner(encoder or DirectEncoder(), input_shape,
-                           optimizer=functools.partial(torch.optim.Adam, lr=1e-3), **kwargs)
+    return _make_learner(input_shape, encoder, **kwargs)
 
 
 def episode_batch(way=3, shot=2, query=2, shape=(1, 8, 8), seed=0):
@@ -44,7 +45,7 @@ def test_logits_are_negative_squared_euclidean_distances_by_hand():
     support_y = torch.tensor([0, 0, 1, 1])  # prototypes (1, 0) and (0, 4)
     query = torch.tensor([[1.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
     expected = torch.tensor([[-0.0, -17.0], [-1.0, -16.0], [-20.0, -9.0]])
-    logits = prototype_logits(support, support_y, query, way=2)
+    logits = prototype_logits(support, support_y, query, way=2, distance="squared")
     assert logits.shape == (3, 2)
     assert torch.allclose(logits, expected, atol=1e-4)
 
@@ -198,11 +199,17 @@ def test_state_dict_round_trip_restores_predictions():
 @pytest.mark.parametrize("kwargs, key", [
     ({"num_steps": 0}, "num_steps"), ({"beta": 1.5}, "beta"), ({"threshold": 0.0}, "threshold"),
     ({"readout": "voltage"}, "readout"), ({"neuron": "tanh"}, "neuron"),
-    ({"backbone": "resnet"}, "backbone"),
+    ({"distance": "cosine"}, "distance"), ({"embedding_dim": 0}, "embedding_dim"),
 ])
-def test_bad_model_arguments_are_user_errors(kwargs, key):
-    with pytest.raises(UserError, match=rf"^model\.{key}="):
-        make_learner(**kwargs)
+def test_bad_model_values_are_user_errors_of_the_schema(kwargs, key):
+    check_section(model_node(), ProtoNetConfig, "model")  # the defaults pass
+    with pytest.raises(UserError, match=rf"^model\.{key}=.*: must be "):
+        check_section(model_node(**kwargs), ProtoNetConfig, "model")
+
+
+def test_a_backbone_given_as_a_plain_name_is_a_user_error_naming_the_group_form():
+    with pytest.raises(UserError, match=r"^model\.backbone=snell4: .* model/backbone=snell4"):
+        ProtoNetLearner("snell4", DirectEncoder(), (1, 8, 8), num_steps=2, distance="squared")
 
 
 def test_summaries_give_raster_and_membrane_figures_weight_histograms_and_embeddings():
@@ -220,7 +227,25 @@ def test_summaries_give_raster_and_membrane_figures_weight_histograms_and_embedd
     assert len(out["histograms"]) == len(list(learner.net.ops)) == 3
     vectors, labels = out["embeddings"]["embeddings/support"]
     assert vectors.shape == (6, 64) and labels.tolist() == support_y.tolist()
-    assert not learner.net.record and not learner.net.recorded  # nothing kept afterwards
+    assert not learner.net._forward_hooks and not any(  # the recorder's hooks are gone
+        m._forward_hooks or m._forward_pre_hooks for m in learner.net.modules())
+
+
+def test_recorder_counts_what_a_by_hand_forward_gives_and_leaves_no_hooks():
+    learner = make_learner(num_steps=5, threshold=0.3)
+    learner.net.eval()
+    x = torch.rand(4, 1, 8, 8)
+    spikes, pooled = [], []
+    for lif in learner.net.lifs:
+        lif.register_forward_hook(lambda m, a, out: spikes.append(out[0].sum().item()))
+    learner.net.ops[2][1].register_forward_pre_hook(lambda m, a: pooled.append(a[0].sum().item()))
+    with torch.no_grad(), SpikeRecorder(learner.net) as record:
+        learner.net(x, 5)
+    assert record.spikes == spikes and sum(spikes) > 0
+    assert record.sent[1] == (pooled[0], 64) and record.sent[2] == (0.0, 0)
+    with torch.no_grad():
+        learner.net(x, 5)  # outside the context: nothing more is counted
+    assert record.spikes == spikes[:3]
 
 
 def cosine_learner(t_max: int) -> ProtoNetLearner:

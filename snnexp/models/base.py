@@ -62,15 +62,6 @@ class Learner(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from ``state_dict()`` output (tensors may come back for NumPy arrays)."""
 
-    def load_network_weights(self, state: dict[str, Any]) -> None:
-        """Start from the network weights of another run's ``state_dict()`` (``init_from``):
-        the weights only, with this run's own optimizer, schedule and neuron settings.
-
-        Raises ``UserError`` when this learner cannot start from such weights (the default);
-        a weight that does not fit raises torch's ``RuntimeError``.
-        """
-        raise UserError("only a model=protonet run starts from another protonet run's weights")
-
     @abstractmethod
     def spike_stats(self) -> dict[str, float]:
         """Per-sample activity since the last ``reset_spike_stats()``.
@@ -82,6 +73,13 @@ class Learner(ABC):
     @abstractmethod
     def reset_spike_stats(self) -> None:
         """Zero the activity counters read by ``spike_stats()``."""
+
+    def load_network_weights(self, learner_state: dict[str, Any]) -> None:
+        """Start from the network weights of another run's checkpoint (its ``learner`` entry,
+        ``init_from``), keeping this run's own settings. Learners that cannot raise
+        ``UserError`` (the default); weights that do not fit raise torch's ``RuntimeError``."""
+        raise UserError(f"model={self.name} cannot start from another run's weights "
+                        "(model=protonet can)")
 
     @property
     def encoding(self) -> str:

@@ -1,12 +1,13 @@
-"""A fused LIF scan over all time steps with snnTorch ``Leaky`` semantics.
+"""A fused LIF scan over all time steps with snnTorch ``Leaky`` semantics, and the layer
+modules that run it.
 
 ``leaky_scan(lif, cur, num_steps, static)`` runs the neurons of an ``snntorch.Leaky`` module
 ``lif`` over ``T`` steps and returns the same spikes and membranes as stepping ``lif`` in a
 Python loop, with the same gradients, but without autograd recording ~10 tensors per step:
 
 - forward: a loop of in-place ops on preallocated ``[T, ...]`` outputs (no graph);
-- backward: the surrogate derivative of all steps at once (``lif.spike_grad``'s own backward,
-  called on the saved membranes), then one linear adjoint recurrence back in time.
+- backward: the surrogate derivative of all steps at once (``Surrogate.grad_into`` on the
+  saved membranes), then one linear adjoint recurrence back in time.
 
 Semantics (``snntorch.Leaky`` 1.0 with its defaults ``reset_delay=True``,
 ``graded_spikes_factor=1``, scalar ``beta`` clamped to ``[0, 1]``)::
@@ -15,7 +16,7 @@ Semantics (``snntorch.Leaky`` 1.0 with its defaults ``reset_delay=True``,
     subtract: v[t] = beta * v[t-1] + I[t] - r[t] * theta
     zero:     v[t] = beta * (1 - r[t]) * v[t-1] + I[t]
     none:     v[t] = beta * v[t-1] + I[t]
-    s[t] = H(v[t] - theta)   forward; backward ds/dv = lif.spike_grad's surrogate
+    s[t] = H(v[t] - theta)   forward; backward ds/dv = the surrogate's sg'(v[t] - theta)
 
 so ``r[t] = s[t-1]``. With ``a[t] = dL/dv[t]`` (total), the backward pass is::
 
@@ -23,39 +24,55 @@ so ``r[t] = s[t-1]``. With ``a[t] = dL/dv[t]`` (total), the backward pass is::
     dL/dI[t] = a[t]                  (static input: dL/dI = sum_t a[t])
     dL/dbeta = sum_t a[t] * k[t] * v[t-1]
 
-with ``k[t] = 1 - r[t]`` for ``zero`` and ``1`` otherwise. Modules this does not cover
-(per-neuron beta, graded spikes, learnable threshold, inhibition, state quantisation, no reset
-delay, a surrogate whose forward is not ``H``) run through ``step_leaky`` instead.
+with ``k[t] = 1 - r[t]`` for ``zero`` and ``1`` otherwise. The scan is fused only when the
+spike function is a ``snnexp.models.protonet.surrogate.Surrogate`` (forward ``H``, a known
+derivative); other modules (another spike function, per-neuron beta, graded spikes, learnable
+threshold, inhibition, state quantisation, no reset delay) run through ``step_leaky``.
 """
 
 from __future__ import annotations
 
 import torch
-from snntorch import Leaky, surrogate
+from snntorch import Leaky
+
+from snnexp.models.protonet.surrogate import Surrogate
 
 RESET_MODES = {0: "subtract", 1: "zero", 2: "none"}
-_HEAVISIDE_OK: dict[int, bool] = {}
 
 
 def fusable(lif: Leaky) -> bool:
     """Whether ``leaky_scan`` reproduces ``lif`` exactly (else it steps ``lif`` itself)."""
-    return (isinstance(lif, Leaky) and lif.beta.numel() == 1 and lif.threshold.numel() == 1
+    return (isinstance(lif, Leaky) and isinstance(lif.spike_grad, Surrogate)
+            and lif.beta.numel() == 1 and lif.threshold.numel() == 1
             and not lif.threshold.requires_grad and lif.reset_delay and not lif.inhibition
             and not lif.state_quant and not lif.init_hidden
             and not lif.graded_spikes_factor.requires_grad
             and float(lif.graded_spikes_factor) == 1.0
-            and int(lif.reset_mechanism_val) in RESET_MODES and _heaviside_forward(lif))
+            and int(lif.reset_mechanism_val) in RESET_MODES)
 
 
-def _heaviside_forward(lif: Leaky) -> bool:
-    """Probe that ``lif.spike_grad`` is ``H(x) = [x > 0]`` in the forward pass."""
-    key = id(lif.spike_grad)
-    if key not in _HEAVISIDE_OK:
-        probe = torch.tensor([-1.0, -1e-6, 0.0, 1e-6, 1.0])
-        with torch.no_grad():
-            out = lif.spike_grad(probe)
-        _HEAVISIDE_OK[key] = bool(torch.equal(out, (probe > 0).float()))
-    return _HEAVISIDE_OK[key]
+class LeakyLayer(Leaky):
+    """``snntorch.Leaky`` neurons run over all time steps in one call (``leaky_scan``).
+
+    ``forward(cur, num_steps, static, keep_mem)`` -> spikes ``[T, ...]`` and membranes
+    ``[T, ...]`` (``None`` unless ``keep_mem``); ``cur`` is ``[T, ...]``, or ``[...]`` when
+    ``static`` (the same current each step). A forward hook on the module sees a whole
+    sequence (``snnexp.models.protonet.recorder``). Parameters and state-dict keys are those
+    of ``snntorch.Leaky``.
+    """
+
+    fires = True  # its spikes are the layer's output (counted, drawn in rasters)
+
+    def forward(self, cur: torch.Tensor, num_steps: int, static: bool = False,  # type: ignore[override]
+                keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return leaky_scan(self, cur, num_steps, static, keep_mem)
+
+
+class LeakyIntegrator(LeakyLayer):
+    """A non-spiking readout layer: ``v[t] = beta * v[t-1] + I[t]`` (``reset_mechanism="none"``);
+    its membranes are the output, its threshold crossings are neither counted nor drawn."""
+
+    fires = False
 
 
 def leaky_scan(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
@@ -101,7 +118,7 @@ def step_leaky(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
                       device=cur.device)
     spikes, mems = [], []
     for cur_t in ([cur] * num_steps if static else cur.unbind(0)):
-        spk, mem = lif(cur_t, mem)
+        spk, mem = Leaky.forward(lif, cur_t, mem)
         spikes.append(spk)
         if keep_mem:
             mems.append(mem)
@@ -203,30 +220,7 @@ def _adjoint_chunk(adj: torch.Tensor, keep: torch.Tensor | None, beta: float) ->
         rows[t].add_(rows[t + 1] if keep is None else rows[t + 1] * keep[t], alpha=beta)
 
 
-def _surrogate_into(spike_grad, mems: torch.Tensor, threshold: torch.Tensor,
+def _surrogate_into(spike_grad: Surrogate, mems: torch.Tensor, threshold: torch.Tensor,
                     grad_spikes: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor) -> None:
-    """``out = grad_spikes * sg'(mems - threshold)``, all steps of a chunk at once.
-
-    snnTorch's ``fast_sigmoid`` on float32 is computed in place with its own ops and order
-    (bit-identical); any other case goes through the surrogate's own autograd backward."""
-    slope = _fast_sigmoid_slope(spike_grad) if mems.dtype == torch.float32 else None
-    if slope is None:
-        with torch.enable_grad():
-            x = (mems - threshold).requires_grad_()
-            (grad,) = torch.autograd.grad(spike_grad(x), x, grad_outputs=grad_spikes)
-        out.copy_(grad)
-        return
-    x = torch.sub(mems, threshold, out=scratch)  # grad / (slope * |x| + 1) ** 2
-    x.abs_().mul_(slope).add_(1.0)
-    x.mul_(x)
-    torch.div(grad_spikes, x, out=out)
-
-
-def _fast_sigmoid_slope(spike_grad) -> float | None:
-    """The slope of an ``snntorch.surrogate.fast_sigmoid(slope)`` closure, else ``None``."""
-    if getattr(spike_grad, "__qualname__", "") != "fast_sigmoid.<locals>.inner" or \
-            getattr(spike_grad, "__module__", "") != surrogate.__name__:
-        return None
-    names = spike_grad.__code__.co_freevars
-    cells = dict(zip(names, spike_grad.__closure__ or (), strict=True))
-    return cells["slope"].cell_contents if "slope" in cells else None
+    """``out = grad_spikes * sg'(mems - threshold)``, all steps of a chunk at once."""
+    spike_grad.grad_into(torch.sub(mems, threshold, out=scratch), grad_spikes, out)

@@ -2,7 +2,7 @@
 
 The network is processed layer by layer over all time steps at once: a block's synaptic
 operation (conv or linear) runs on the ``[T*B, ...]`` batch in one call, then its LIF neurons
-scan over time (``snnexp.models.fused_lif.leaky_scan``: snnTorch's ``Leaky`` fused over all
+scan over time (``snnexp.models.protonet.lif.LeakyLayer``: snnTorch's ``Leaky`` fused over all
 steps). This is exact for feed-forward SNNs (no layer feeds back) and turns ``T`` small
 convolutions into one large one. On a static input (``encoder=direct``) the first operation is
 computed once, not once per step.
@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import snntorch as snn
 import torch
 from torch import nn
 
-from snnexp.models.fused_lif import leaky_scan
+from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer
 
 
 @dataclass(frozen=True)
@@ -39,89 +38,74 @@ class BlockSpec:
     batchnorm: bool = False
 
 
-def backbone_specs(backbone: str, embedding_dim: int) -> list[BlockSpec]:
-    """Layer lists of the named backbones."""
-    if backbone == "notebook":  # conv16@5x5-LIF-pool2-conv32@3x3-LIF-pool2-fc64-LIF
-        return [BlockSpec("conv", 16, 5, pool=True), BlockSpec("conv", 32, 3, pool=True),
-                BlockSpec("linear", embedding_dim)]
-    if backbone == "snell4":  # Snell et al. 2017: 4 x (conv64@3x3-BN-LIF-pool2)
-        return [BlockSpec("conv", 64, 3, pool=True, batchnorm=True) for _ in range(4)]
-    raise ValueError(f"unknown backbone {backbone}")
-
-
 class SpikingConvNet(nn.Module):
-    """Embedding network. ``forward`` maps time-first inputs to embeddings ``[B, D]``.
+    """Embedding network: ``forward(x, num_steps)`` maps inputs to embeddings ``[B, D]``.
 
     Args:
         input_shape: ``(C, H, W)`` of one image.
-        specs: the layers (``backbone_specs``).
+        specs: the layers (``snnexp.models.protonet.backbones``).
         neuron: ``"lif"`` or ``"relu"`` (ANN twin).
         padding: ``"same"`` (any input size) or ``"valid"``.
+        beta, learn_beta, threshold, spike_grad: the ``snntorch.Leaky`` neurons of every layer.
         readout: ``"membrane"`` (time-mean membrane of the last LIF layer, which spikes and
             resets as the others do: the notebook's readout), ``"integrator"`` (the last layer
             is a non-spiking leaky integrator ``v[t] = beta * v[t-1] + I[t]``, no threshold and
             no reset; the embedding is its time-mean membrane, linear in the spikes it
             receives) or ``"spikes"`` (time-mean spikes of the last layer).
+
+    Attributes:
+        time_steps: ``False`` for the ANN twin (it takes the images, unencoded).
+        macs: multiply-accumulates per sample of each synaptic op (the energy estimate).
     """
 
     def __init__(self, input_shape: tuple[int, int, int], specs: list[BlockSpec], *,
-                 neuron: str = "lif", padding: str = "same", beta: float = 0.95,
-                 learn_beta: bool = False, threshold: float = 1.0, readout: str = "membrane",
-                 spike_grad: Callable | None = None) -> None:
+                 neuron: str, padding: str, beta: float, learn_beta: bool, threshold: float,
+                 readout: str, spike_grad: Callable) -> None:
         super().__init__()
-        self.neuron, self.readout, self.specs = neuron, readout, specs
+        self.readout, self.specs = readout, specs
+        self.time_steps = neuron != "relu"
         self.ops, self.norms, self.lifs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.macs: list[int] = []  # multiply-accumulates per sample of each op
-        self.fan_out: list[int] = []  # synapses leaving each input unit of each op
         shape = tuple(input_shape)
+        self.input_dims = len(shape)
         for i, spec in enumerate(specs):
             op, shape_out = _make_op(spec, shape, padding)
-            reset = "none" if readout == "integrator" and i == len(specs) - 1 else "subtract"
+            layer = LeakyIntegrator if readout == "integrator" and i == len(specs) - 1 else \
+                LeakyLayer
             self.ops.append(op)
             self.norms.append(nn.BatchNorm2d(spec.out) if spec.batchnorm else nn.Identity())
-            self.lifs.append(snn.Leaky(beta=beta, threshold=threshold, spike_grad=spike_grad,
-                                       learn_beta=learn_beta, reset_mechanism=reset))
+            self.lifs.append(layer(beta=beta, threshold=threshold, spike_grad=spike_grad,
+                                   learn_beta=learn_beta,
+                                   reset_mechanism="subtract" if layer is LeakyLayer else "none"))
             self.macs.append(_macs(op, shape, shape_out))
-            self.fan_out.append(spec.out * spec.kernel**2 if spec.kind == "conv" else spec.out)
             shape = shape_out if not spec.pool else (shape_out[0], shape_out[1] // 2,
                                                      shape_out[2] // 2)
             if min(shape[1:] if len(shape) == 3 else shape) < 1:
                 raise ValueError(f"input {tuple(input_shape)} is too small for this backbone")
         self.embedding_dim = int(torch.tensor(shape).prod())
-        self.activity: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.record = False  # when set, forward keeps every layer's spikes (and last membranes)
-        self.recorded: list[torch.Tensor] = []
 
-    def forward(self, x: torch.Tensor, num_steps: int, static: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_steps: int) -> torch.Tensor:
         """Embed a batch.
 
         Args:
-            x: ``[B, C, H, W]`` when ``static`` (the same input at each of ``num_steps`` steps,
-                and always for the ANN twin), else ``[T, B, C, H, W]``.
+            x: ``[T, B, C, H, W]`` (``T = num_steps``), or static ``[B, C, H, W]``: the same
+                input at each of ``num_steps`` steps (always for the ANN twin).
 
         Returns:
-            ``[B, D]`` embeddings. In eval mode ``self.activity`` then holds, per layer, the
-            spikes of its neurons and the spikes it sends on (after pooling), summed over the
-            batch (the ``integrator`` readout's last layer emits none and is left out).
+            ``[B, D]`` embeddings.
         """
-        if self.neuron == "relu":
+        static = x.dim() == self.input_dims + 1
+        if not self.time_steps:
             return self._forward_ann(x if static else x.mean(0))
-        h, self.activity, self.recorded = x, [], []
+        h = x
         for i, (op, norm, lif) in enumerate(zip(self.ops, self.norms, self.lifs, strict=False)):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
-            spikes, mems = leaky_scan(lif, cur, num_steps, first_static, keep_mem=last)
+            spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
             out = self._pool(spikes, i)
-            spiking = not (last and self.readout == "integrator")  # the integrator never fires
-            if not self.training and spiking:  # spike counts for spike_stats(); not in training
-                self.activity.append((spikes.detach().sum(), out.detach().sum()))
-            if self.record:  # [T, B, ...] per spiking layer, then the last layer's membranes
-                self.recorded += ([spikes.detach()] if spiking else []) + \
-                    ([mems.detach()] if last else [])
             h = self._pool(mems, i) if last and self.readout != "spikes" else out
         return h.mean(0).flatten(1)
-
     @staticmethod
     def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:
         """``[T, B, ...]`` input current; ``[B, ...]`` when the input is static.

@@ -1,0 +1,225 @@
+"""Prototypical Network (Snell et al. 2017) with a spiking embedding network passed in.
+
+For an episode, support and query images go through the embedding network in one batched
+forward; the logits are negative distances to the class prototypes (``snnexp.prototypes``),
+and training minimises their cross-entropy.
+
+The embedding network (``model.backbone``) is any ``nn.Module`` with
+
+    forward(x, num_steps) -> [B, D]
+
+where ``x`` is ``[T, B, C, H, W]`` (``T = num_steps``, the encoder's output) or, for a static
+encoder (``encoder=direct``), ``[B, C, H, W]``: the same input at each step. Its snnTorch
+neurons (``snntorch.SpikingNeuron`` modules) are found by ``SpikeRecorder``'s forward hooks;
+an attribute ``time_steps = False`` marks a network without time steps (it is given the images
+unencoded), ``macs`` (per-sample multiply-accumulates of each synaptic op) enables the energy
+estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import snntorch as snn
+import torch
+from torch import nn
+
+from snnexp.energy import energy_figures
+from snnexp.errors import UserError
+from snnexp.models.base import Learner
+from snnexp.models.protonet.recorder import SYNAPTIC, SpikeRecorder, fan_out
+from snnexp.prototypes import prototype_logits
+
+
+class ProtoNetLearner(Learner):
+    """Spiking Prototypical Network meta-trained with a torch optimizer.
+
+    Args:
+        backbone: the embedding network, or a callable ``backbone(input_shape=...)`` that
+            builds it (a ``_partial_`` node of ``conf/model/backbone/``).
+        encoder: maps ``[B, C, H, W]`` images to ``[T, B, C, H, W]`` inputs (``snnexp.encoding``).
+        input_shape: ``(C, H, W)``.
+        optimizer: a partial ``torch.optim`` constructor, finished here with the parameters.
+        device: torch device. seed: unused (torch is seeded by the run).
+        scheduler: a partial ``torch.optim.lr_scheduler`` constructor (or ``None``: constant lr),
+            finished here with the optimizer and stepped once per meta-training episode.
+        num_steps: ``T``, time steps per sample. distance: ``squared`` or ``euclidean``
+            (``snnexp.prototypes.prototype_logits``).
+    """
+
+    name = "protonet"
+    uses_optimizer = True
+
+    def __init__(self, backbone: nn.Module | Callable[..., nn.Module], encoder: Any,
+                 input_shape: tuple[int, int, int], optimizer: Callable | None = None,
+                 device: str | torch.device = "cpu", seed: int = 0,
+                 scheduler: Callable | None = None, *, num_steps: int, distance: str) -> None:
+        self.encoder, self.num_steps, self.device = encoder, num_steps, torch.device(device)
+        self.distance = distance
+        if isinstance(backbone, str):  # a group option set as a key (Hydra's compose API)
+            raise UserError(f"model.backbone={backbone}: choose it as a config group, "
+                            f"model/backbone={backbone}")
+        net = backbone if isinstance(backbone, nn.Module) else \
+            backbone(input_shape=tuple(input_shape))
+        self.net = net.to(self.device)
+        self.optimizer = optimizer(self.net.parameters()) if optimizer is not None else None
+        self.scheduler = scheduler(self.optimizer) if scheduler and self.optimizer else None
+        self.reset_spike_stats()
+
+    @property
+    def analog(self) -> bool:
+        """Whether the network has no time steps (the ANN twin): it takes the images."""
+        return not getattr(self.net, "time_steps", True)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` images -> ``[B, D]`` embeddings (encodes them first).
+
+        In eval mode the forward's spikes, SynOps and MACs are added to ``spike_stats()``."""
+        static = getattr(self.encoder, "static", False) or self.analog
+        x = images if static else self.encoder(images, self.num_steps)
+        if self.net.training:
+            return self.net(x, self.num_steps)
+        with SpikeRecorder(self.net) as record:
+            embeddings = self.net(x, self.num_steps)
+        self._count(images.shape[0], x if not static else None, record)
+        return embeddings
+
+    def _episode_logits(self, support_x: torch.Tensor, support_y: torch.Tensor,
+                        query_x: torch.Tensor) -> torch.Tensor:
+        way = int(support_y.max()) + 1
+        embeddings = self.embed(torch.cat([support_x, query_x]))
+        n_support = support_x.shape[0]
+        return prototype_logits(embeddings[:n_support], support_y, embeddings[n_support:], way,
+                                self.distance)
+
+    def meta_train_step(self, episode: Any) -> dict[str, float]:
+        """One optimizer step on the episode's query cross-entropy (and one scheduler step);
+        returns the episode's ``loss``, ``acc`` and the ``lr`` it was trained with."""
+        if self.optimizer is None:
+            raise RuntimeError("ProtoNetLearner needs an optimizer to meta-train")
+        self.net.train()
+        logits = self._episode_logits(episode.support_x, episode.support_y, episode.query_x)
+        loss = nn.functional.cross_entropy(logits, episode.query_y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        acc = (logits.argmax(1) == episode.query_y).float().mean()
+        return {"loss": loss.item(), "acc": acc.item(), "lr": lr}
+
+    @torch.no_grad()
+    def predict(self, support_x: Any, support_y: Any, query_x: Any) -> torch.Tensor:
+        self.net.eval()
+        as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=self.device)
+        return self._episode_logits(as_tensor(support_x, torch.float32),
+                                    as_tensor(support_y, torch.int64),
+                                    as_tensor(query_x, torch.float32))
+
+    @torch.no_grad()
+    def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
+        """TensorBoard pictures of one support sample's forward, the weights and embeddings.
+
+        ``raster/layers``: the spike raster of sample 0, one panel per spiking layer;
+        ``membrane/last_layer``: the last layer's membrane traces with its threshold (figures
+        of ``snnexp.plots``); ``weights/<name>`` histograms; the support embeddings with their
+        labels for the projector.
+        """
+        from snnexp.plots import membrane_figure, raster_figure
+
+        self.net.eval()
+        figures: dict[str, Any] = {}
+        with SpikeRecorder(self.net, rasters=True) as record:
+            embeddings = self.embed(support_x)
+        first = lambda trace: trace[:, 0].float().cpu().numpy()  # sample 0: [T, ...]
+        if record.rasters:
+            figures["raster/layers"] = raster_figure(
+                {f"layer{i + 1}": first(layer) for i, layer in enumerate(record.rasters)})
+        if record.membrane is not None:
+            membrane, threshold = record.membrane
+            figures["membrane/last_layer"] = membrane_figure(
+                first(membrane), threshold, name=f"layer{len(record.neurons)}")
+        weights = {f"weights/{name}.weight": op.weight.detach().cpu()
+                   for name, op in self.net.named_modules() if isinstance(op, SYNAPTIC)}
+        return {"figures": figures, "histograms": weights,
+                "embeddings": {"embeddings/support": (embeddings.cpu(), support_y.cpu())}}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"net": self.net.state_dict()}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        if self.optimizer is not None and "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and "scheduler" in state:
+            # the schedule's progress comes from the checkpoint, its settings from this config
+            # (a resume may change train_episodes, cosine's T_max)
+            progress = {k: v for k, v in state["scheduler"].items() if k in SCHEDULE_PROGRESS}
+            self.scheduler.load_state_dict({**self.scheduler.state_dict(), **progress})
+
+    def load_network_weights(self, learner_state: dict[str, Any]) -> None:
+        """Start from another protonet run's network (``init_from``; its checkpoint's
+        ``learner`` entry): its synaptic weights and batch norms, with this run's neuron
+        parameters (the state of the ``snntorch.SpikingNeuron`` modules: beta, threshold,
+        reset); the optimizer and the lr schedule stay fresh. The ANN twin's weights fit its
+        SNN (the same parameters). ``RuntimeError`` when the weights do not fit."""
+        weights = learner_state.get("net")
+        if weights is None:
+            raise UserError("model=protonet starts only from another model=protonet run's "
+                            "weights")
+        own = self.net.state_dict()
+        neurons = {f"{name}.{key}" for name, module in self.net.named_modules()
+                   if isinstance(module, snn.SpikingNeuron) for key in module.state_dict()}
+        self.net.load_state_dict({k: own[k] if k in neurons else v for k, v in weights.items()})
+
+    def _count(self, batch: int, encoded: torch.Tensor | None, record: SpikeRecorder) -> None:
+        """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
+        self._samples += batch
+        stats, macs = self._totals, getattr(self.net, "macs", None)
+        if self.analog:
+            for i, op_macs in enumerate(macs or []):
+                stats[f"layer{i + 1}/macs"] = stats.get(f"layer{i + 1}/macs", 0.0) + op_macs * batch
+            return
+        if encoded is None:  # analog input: the first layer does MACs once per forward
+            if macs:
+                stats["input/macs"] = stats.get("input/macs", 0.0) + macs[0] * batch
+        else:
+            spikes = float(encoded.sum())
+            first = fan_out(record.ops[0]) if record.ops else 0
+            stats["input/spikes"] = stats.get("input/spikes", 0.0) + spikes
+            stats["input/synops"] = stats.get("input/synops", 0.0) + spikes * first
+        for i, (spikes, (sent, reach)) in enumerate(zip(record.spikes, record.sent, strict=True)):
+            for key, value in (("spikes", spikes), ("synops", sent * reach)):
+                name = f"layer{i + 1}/{key}"
+                stats[name] = stats.get(name, 0.0) + value
+
+    def spike_stats(self) -> dict[str, float]:
+        """Per-sample spikes, SynOps and MACs of the eval forwards since the last reset, with
+        the energy estimate of ``snnexp.energy`` (``energy/snn_pj`` vs ``energy/ann_pj``)."""
+        n = max(self._samples, 1)
+        stats = {key: value / n for key, value in self._totals.items()}
+        for kind in ("spikes", "synops", "macs"):
+            parts = [v for k, v in stats.items() if k.endswith(f"/{kind}")]
+            if parts:
+                stats[f"total/{kind}"] = sum(parts)
+        macs = getattr(self.net, "macs", None)
+        if self._samples and macs:
+            stats.update(energy_figures(stats, ann_macs=sum(macs)))
+        return stats
+
+    def reset_spike_stats(self) -> None:
+        self._totals: dict[str, float] = {}
+        self._samples = 0
+
+
+# entries of an lr scheduler's state_dict that record how far it has run (not its settings)
+SCHEDULE_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "base_lrs", "_is_initial",
+                     "_get_lr_called_within_step")
+
