@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY, run_cli
+from helpers.cli import run_cli
+from helpers.configs import TINY
 from helpers.protonet import make_learner
 from helpers.tiny_backbone import TinyNet
 from omegaconf import OmegaConf

@@ -134,5 +134,6 @@ class _NoNetwork:
 
 def test_init_from_a_learner_without_network_weights_is_one_user_error(tmp_path):
     run = _run_dir(tmp_path / "run")
-    with pytest.raises(UserError, match=r"^init_from=.*run: only a model=protonet run"):
+    with pytest.raises(UserError, match=r"^init_from=.*run: model=rstdp cannot start from another "
+                       r"run.s weights \(model=protonet can\)"):
         checkpoint.load_initial_weights(_NoNetwork(), run)
