@@ -219,17 +219,24 @@ def test_optuna_preset_with_sqlite_storage(tmp_path):
     assert Path(tmp_path / "sweep" / "optimization_results.yaml").is_file()
 
 
-@pytest.mark.parametrize(("override", "line"), [
-    ("model.epochs=30", "model.epochs=30: renamed to model.readout.epochs "
-                        "(model.readout.epochs=30)"),
-    ("+model.v_th=-55", "model.v_th=-55: renamed to model.neuron.v_th (model.neuron.v_th=-55)"),
-    ("~model.filters", "model.filters: renamed to model.hidden.filters"),
-    ("model.hidden_mode=random", "model.hidden_mode=random: renamed to model.hidden.mode "
-                                 "(model.hidden.mode=random)"),
+@pytest.mark.parametrize(("check", "override", "line"), [
+    (exit_on_bad_group_choice, "model=nope", "model=nope: must be one of protonet, rstdp"),
+    (exit_on_bad_group_choice, "+encoder=direct,nope",
+     "encoder=nope: must be one of direct, latency, rate"),
+    (exit_on_bad_group_choice, "logger=null",
+     "logger=null: must be one of none, tensorboard (or drop the group with ~logger)"),
+    (exit_on_renamed_key, "model.epochs=30",
+     "model.epochs=30: renamed to model.readout.epochs (model.readout.epochs=30)"),
+    (exit_on_renamed_key, "+model.v_th=-55",
+     "model.v_th=-55: renamed to model.neuron.v_th (model.neuron.v_th=-55)"),
+    (exit_on_renamed_key, "~model.filters", "model.filters: renamed to model.hidden.filters"),
+    (exit_on_renamed_key, "model.hidden_mode=random",
+     "model.hidden_mode=random: renamed to model.hidden.mode (model.hidden.mode=random)"),
 ])
-def test_a_renamed_key_exits_2_with_one_line_naming_the_new_key(override, line, capsys):
+def test_an_unknown_option_or_a_renamed_key_exits_2_with_one_line(check, override, line,
+                                                                  capsys):
     with pytest.raises(SystemExit) as stop:
-        exit_on_renamed_key(["model=rstdp", override])
+        check(["model=rstdp", override])
     assert stop.value.code == 2
     assert capsys.readouterr().err == f"[snnexp][ERROR] - {line}\n"
 

@@ -176,19 +176,6 @@ def test_group_choices_that_exist_or_are_hydras_pass_the_command_line_check(over
     exit_on_bad_group_choice(overrides)  # returns: nothing to report
 
 
-@pytest.mark.parametrize("override, line", [
-    ("model=nope", "model=nope: must be one of protonet, rstdp"),
-    ("+encoder=direct,nope", "encoder=nope: must be one of direct, latency, rate"),
-    ("logger=null", "logger=null: must be one of none, tensorboard (or drop the group with "
-                    "~logger)"),
-])
-def test_a_group_choice_that_is_not_there_exits_2_with_one_line(override, line, capsys):
-    with pytest.raises(SystemExit) as stop:
-        exit_on_bad_group_choice(["way=3", override])
-    assert stop.value.code == 2
-    assert capsys.readouterr().err == f"[snnexp][ERROR] - {line}\n"
-
-
 def test_parallel_jobs_started_in_the_same_second_get_their_own_run_dirs(tmp_path):
     base = str(tmp_path / "2026-01-01" / "12-00-00")
     made: list[str] = []
