@@ -22,6 +22,8 @@ CONF = REPO / "conf"
 OUT = REPO / "docs" / "configuration.md"
 sys.path.insert(0, str(REPO))
 
+from omegaconf import MISSING  # noqa: E402
+
 from snnexp.config import SCHEMAS  # noqa: E402
 from snnexp.schema import allowed_values  # noqa: E402
 
@@ -122,7 +124,23 @@ def parse_keys(path: Path, prefix: str, schema: str | None = None) -> list[Key]:
         keys.append(Key(f"{prefix}{dotted}", value, str(found.type) if found else "",
                         (allowed_values(found) or "") if found else "", meaning.strip()))
         pending, continues = [], bool(note)
+    listed = {k.name for k in keys}
+    for dotted, found in fields.items():  # a schema's own defaults, set in no YAML file
+        default = found.default_factory() if callable(found.default_factory) else found.default
+        if f"{prefix}{dotted}" not in listed and default is not MISSING and found.metadata.get(
+                "doc"):
+            keys.append(Key(f"{prefix}{dotted}", yaml_value(default), str(found.type),
+                            allowed_values(found) or "", found.metadata["doc"]))
     return keys
+
+
+def yaml_value(value: object) -> str:
+    """A Python default as YAML writes it (``None`` -> ``null``, ``False`` -> ``false``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def table(keys: list[Key]) -> list[str]:

@@ -21,7 +21,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from snnexp.errors import UserError
 from snnexp.models.protonet.config import ProtoNetConfig
 from snnexp.models.rstdp.config import RSTDPConfig
-from snnexp.schema import bounded, check_section, choice
+from snnexp.schema import bounded, check_section, choice, documented
 
 # the packaged configs (a link to the top-level conf/ in a source checkout, a copy in a wheel)
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -33,15 +33,23 @@ class PoolConfig:
     defaults are here, where every option finds them."""
 
     _target_: str = MISSING
-    train_classes: list[int] | None = None
-    test_classes: list[int] | None = None
-    val_classes: list[int] | None = None
-    val_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.2)
-    split: str = choice("classes", "images", default="classes")
-    test_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.5)
-    rotations: bool = False
-    flips: bool = False
-    split_seed: int = 0
+    train_classes: list[int] | None = documented(
+        None, "class ids of meta-training (null: every class not in the other lists)")
+    test_classes: list[int] | None = documented(
+        None, "class ids of meta-testing (null: every class not in the other lists)")
+    val_classes: list[int] | None = documented(
+        None, "class ids of validation (null: val_fraction of the training images)")
+    val_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.2,
+                                  doc="images of each training class held out to validate")
+    split: str = choice("classes", "images", default="classes",
+                        doc="classes: class-disjoint phases; images: every class in every "
+                            "phase, disjoint images (the original notebook)")
+    test_fraction: float = bounded(0, 1, open_low=True, open_high=True, default=0.5,
+                                   doc="with split=images: images of each class that test")
+    rotations: bool = documented(False, "90/180/270-degree rotations of the training classes "
+                                        "as new classes")
+    flips: bool = documented(False, "mirror images of the training classes as new classes")
+    split_seed: int = documented(0, "seed of the image shuffles of the splits")
 
 
 @dataclass

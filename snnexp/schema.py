@@ -24,18 +24,26 @@ from omegaconf import MISSING
 from snnexp.errors import UserError
 
 
-def choice(*options: Any, default: Any = MISSING) -> Any:
-    """A field whose value must be one of ``options``."""
-    return dataclasses.field(default=default, metadata={"choices": tuple(options)})
+def choice(*options: Any, default: Any = MISSING, doc: str = "") -> Any:
+    """A field whose value must be one of ``options``. ``default`` and ``doc`` (its meaning,
+    shown in docs/configuration.md) only for a field that no YAML file sets."""
+    return dataclasses.field(default=default, metadata={"choices": tuple(options), "doc": doc})
 
 
 def bounded(low: float | None = None, high: float | None = None, *, open_low: bool = False,
-            open_high: bool = False, default: Any = MISSING) -> Any:
+            open_high: bool = False, default: Any = MISSING, doc: str = "") -> Any:
     """A number field in ``[low, high]`` (``(low, ...`` with ``open_low``, ``..., high)`` with
     ``open_high``); ``None``: no bound on that side."""
     return dataclasses.field(default=default, metadata={"low": low, "high": high,
                                                         "open_low": open_low,
-                                                        "open_high": open_high})
+                                                        "open_high": open_high, "doc": doc})
+
+
+def documented(default: Any, doc: str) -> Any:
+    """A field with a default of its own (one that no YAML file sets) and its meaning."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: default, metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata={"doc": doc})
 
 
 def allowed_values(field: dataclasses.Field) -> str | None:

@@ -7,7 +7,7 @@ time steps at once only for a ``Surrogate`` and computes ``dL/dv = dL/ds * sg'(x
 ``grad_into``; any other spike function (e.g. an ``snntorch.surrogate`` factory) makes the
 scan step snnTorch's ``Leaky`` itself, which gives the same results more slowly.
 
-    model.spike_grad: {_target_: snnexp.models.protonet.surrogate.fast_sigmoid, slope: 5}
+    python -m snnexp.train model.spike_grad.slope=2     # a wider surrogate than the default
 """
 
 from __future__ import annotations
