@@ -46,11 +46,13 @@ def configure(threads: int | None, cpu_tuning: bool = True) -> int:
     apply_cpu_tuning(cpu_tuning)
     log.info("cpu tuning: %s", "denormals flushed to zero, freed memory kept in the heap "
              "(cpu_tuning=false: the defaults)" if cpu_tuning else "off (cpu_tuning=false)")
-    how = "threads"
-    if not threads:
+    if threads:
+        how = f"threads={threads}"
+    else:
         threads, how = choose_threads()
+        how += "; threads=N sets it"
     torch.set_num_threads(int(threads))
-    log.info("torch threads: %d (%s; set threads=N to choose)", torch.get_num_threads(), how)
+    log.info("torch threads: %d (%s)", torch.get_num_threads(), how)
     return torch.get_num_threads()
 
 
