@@ -28,7 +28,7 @@ class RateEncoder:
     static = False
     spiking = True
 
-    def __init__(self, gain: float = 1.0) -> None:
+    def __init__(self, *, gain: float) -> None:
         if not gain > 0:
             raise UserError(f"encoder.gain={gain}: must be a number > 0")
         self.gain = gain
@@ -47,8 +47,8 @@ class LatencyEncoder:
     static = False
     spiking = True
 
-    def __init__(self, tau: float = 5.0, threshold: float = 0.01, linear: bool = True,
-                 normalize: bool = True, clip: bool = True) -> None:
+    def __init__(self, *, tau: float, threshold: float, linear: bool, normalize: bool,
+                 clip: bool) -> None:
         self.tau, self.threshold = tau, threshold
         self.linear, self.normalize, self.clip = linear, normalize, clip
 

@@ -19,8 +19,7 @@ from snnexp.errors import UserError
 class GaussianNoise:
     """Additive white noise: ``x' = clip(x + std * n, low, high)``, ``n ~ N(0, 1)`` per pixel."""
 
-    def __init__(self, std: float = 0.1, seed: int = 0, low: float = 0.0,
-                 high: float = 1.0) -> None:
+    def __init__(self, std: float, seed: int = 0, low: float = 0.0, high: float = 1.0) -> None:
         if not std >= 0:
             raise UserError(f"noise.std={std}: must be a number >= 0")
         self.std, self.low, self.high = float(std), float(low), float(high)
@@ -39,7 +38,7 @@ class SaltPepperNoise:
     """Impulse noise: each pixel becomes ``low`` (pepper) or ``high`` (salt) with probability
     ``amount / 2`` each, and keeps its value otherwise."""
 
-    def __init__(self, amount: float = 0.05, seed: int = 0, low: float = 0.0,
+    def __init__(self, amount: float, seed: int = 0, low: float = 0.0,
                  high: float = 1.0) -> None:
         if not 0 <= amount <= 1:
             raise UserError(f"noise.amount={amount}: must be a number in [0, 1]")

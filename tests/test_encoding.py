@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.configs import CONF_DIR
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from snnexp.encoding import DirectEncoder, LatencyEncoder, RateEncoder
 from snnexp.errors import UserError
+
+
+def from_yaml(name: str):
+    """The encoder ``conf/encoder/<name>.yaml`` builds, with its defaults."""
+    return instantiate(OmegaConf.load(CONF_DIR / "encoder" / f"{name}.yaml"))
 
 SHAPE = (3, 1, 5, 4)  # B, C, H, W (non-square to catch transposes)
 
@@ -16,7 +24,7 @@ def images() -> torch.Tensor:
     return torch.rand(*SHAPE, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("encoder", [DirectEncoder(), RateEncoder(), LatencyEncoder()],
+@pytest.mark.parametrize("encoder", [DirectEncoder(), from_yaml("rate"), from_yaml("latency")],
                          ids=["direct", "rate", "latency"])
 @pytest.mark.parametrize("steps", [1, 7])
 def test_encoders_are_time_first(encoder, images, steps):
@@ -36,7 +44,7 @@ def test_direct_repeats_the_analog_image_at_every_step(images):
 def test_rate_spikes_are_binary_with_the_pixel_as_probability():
     torch.manual_seed(0)
     images = torch.tensor([0.0, 0.25, 0.75, 1.0]).view(4, 1, 1, 1).expand(4, 1, 8, 8)
-    out = RateEncoder()(images, 400)
+    out = from_yaml("rate")(images, 400)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     rates = out.mean(dim=(0, 2, 3, 4))
     assert rates[0] == 0 and rates[3] == 1
@@ -54,7 +62,8 @@ def test_rate_gain_scales_the_probability_and_must_be_positive():
 
 def test_latency_fires_once_per_bright_pixel_brighter_first():
     images = torch.tensor([0.0, 0.3, 0.6, 1.0]).view(1, 1, 1, 4)
-    out = LatencyEncoder(tau=5.0, threshold=0.01)(images, 10)
+    out = LatencyEncoder(tau=5.0, threshold=0.01, linear=True, normalize=True,
+                         clip=True)(images, 10)
     assert set(out.unique().tolist()) <= {0.0, 1.0}
     counts = out.sum(0).flatten().tolist()
     assert counts == [0.0, 1.0, 1.0, 1.0]  # below threshold: silent; others spike once
@@ -64,6 +73,6 @@ def test_latency_fires_once_per_bright_pixel_brighter_first():
 
 def test_encoders_clamp_inputs_outside_the_unit_range():
     images = torch.tensor([-0.5, 1.5]).view(1, 1, 1, 2)
-    for encoder in (RateEncoder(), LatencyEncoder()):
+    for encoder in (from_yaml("rate"), from_yaml("latency")):
         out = encoder(images, 6)
         assert out.min() >= 0 and out.max() <= 1

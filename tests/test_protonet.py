@@ -89,7 +89,8 @@ def test_direct_encoding_computes_the_first_convolution_once_per_forward():
     assert shapes == [torch.Size([12, 1, 8, 8])]  # B images, not T*B
 
 
-@pytest.mark.parametrize("encoder", [DirectEncoder(), RateEncoder()], ids=["direct", "rate"])
+@pytest.mark.parametrize("encoder", [DirectEncoder(), RateEncoder(gain=1.0)],
+                         ids=["direct", "rate"])
 @pytest.mark.parametrize("readout", ["membrane", "integrator", "spikes"])
 @pytest.mark.parametrize("neuron", ["lif", "relu"])
 def test_gradients_reach_every_layer(encoder, readout, neuron):
