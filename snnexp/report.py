@@ -68,7 +68,8 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
         timing = (f"train {train['episodes']} episodes in {duration(train['wall_s'])} | "
                   + timing)
     if metrics.get("threads"):
-        timing += f" | {metrics['threads']} torch threads"
+        threads = metrics["threads"]
+        timing += f" | {threads} torch thread{'s' if threads > 1 else ''}"
     lines += [row("time", timing), row("run dir", display_path(run_dir)),
               row("metrics", display_path(Path(run_dir) / "metrics.json"))]
     if eval_command:
