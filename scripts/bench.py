@@ -3,11 +3,16 @@
     python scripts/bench.py                 # all sections (< 15 min on 2 cores)
     python scripts/bench.py rstdp memory    # only these sections
     python scripts/bench.py --json          # the same figures as one JSON object
+    python scripts/bench.py --peers --sizes 512 --rounds 2   # only the peer benchmark
 
 Sections: ``protonet`` (meta-training episodes/s vs the notebook's computation), ``flops``
 (achieved GFLOP/s of that step vs a matmul's), ``t98`` (training time to 98% validation
 accuracy on ``experiment=seed_mnist``), ``test`` (test episodes/s), ``rstdp`` (R-STDP synapse
-updates/s vs a per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training).
+updates/s vs a per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training),
+``peers`` (one Linear + LIF layer, T=500, batch 16, forward + backward, in snnexp, snnTorch,
+Norse and SpikingJelly, and the layer's matmul floor: ``benchmarks/peers.py``; peers missing
+are skipped, ``pip install -e ".[bench]"`` installs them). ``peers`` runs at 512 and 4,096
+neurons when asked for (``--peers`` or ``peers``), at 512 only in a run of all sections.
 The measurement code is ``benchmarks/`` (next to ``scripts/``, not installed); the reference is
 ``benchmarks/notebook.py``.
 """
@@ -26,12 +31,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: benchmarks/
-from benchmarks import accuracy, memory, protonet, rstdp  # noqa: E402
+from benchmarks import accuracy, memory, peers, protonet, rstdp  # noqa: E402
 from benchmarks.protonet import Setting  # noqa: E402
 
-SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory")
+SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory", "peers")
 TARGETS = {"protonet_speedup": 3.0, "flop_fraction": 0.40, "time_to_98_speedup": 10.0,
-           "rstdp_speedup": 1000.0}
+           "rstdp_speedup": 1000.0, "peers_speedup": 1.5}
+PEER_SIZES, PEER_SIZES_ALL = [512, 4096], [512]  # asked for | in a run of all sections
+PEER_LABELS = {"snntorch": "snnTorch Leaky, stepped in Python", "norse": "Norse LIF",
+               "spikingjelly": "SpikingJelly LIFNode multi-step (torch)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     protonet.process_settings(True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    sections = args.sections or list(SECTIONS)
+    sections = list(args.sections) + (["peers"] if args.peers else [])
+    everything = not sections
+    sections = sections or list(SECTIONS)
     start = time.perf_counter()
     res: dict = {"machine": machine(), "threads": torch.get_num_threads(),
                  "load_before": os.getloadavg()[0]}
+    if "peers" in sections:
+        sizes = args.sizes or (PEER_SIZES_ALL if everything else PEER_SIZES)
+        res.update(peers.peer_table(sizes, rounds=args.rounds))
+    if sections == ["peers"]:
+        return _print(res, start, args.json)
     images, labels = protonet.mnist_images(args.data_dir)
     if "protonet" in sections or "flops" in sections:
         res.update(protonet.training_speed(seconds=args.seconds * 60, images=images,
@@ -62,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
                                   notebook_cap_s=args.notebook_cap)
         res["time_to_98_speedup"] = t98.pop("time_to_98_speedup")
         res["time_to_98"] = t98
+    return _print(res, start, args.json)
+
+
+def _print(res: dict, start: float, as_json: bool) -> int:
     res["bench_wall_s"] = time.perf_counter() - start
     res["load_after"] = os.getloadavg()[0]
-    if args.json:
+    if as_json:
         print(json.dumps(res, default=float))
     else:
         print(table(res))
@@ -79,6 +98,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads of both sides (default 1: on a shared machine OpenMP "
                         "threads wait for each other; 0 = torch's default)")
+    p.add_argument("--peers", action="store_true",
+                   help="run the peer benchmark (alone, unless sections are named)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
+                   help=f"peers: neurons per layer (default {' '.join(map(str, PEER_SIZES))}; "
+                        f"{' '.join(map(str, PEER_SIZES_ALL))} in a run of all sections)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="peers: rounds of one call per library (the fastest counts)")
     p.add_argument("--seconds", type=float, default=1.0,
                    help="scale of the timing windows (1.0: about 1 min for protonet)")
     p.add_argument("--data-dir", default="../shared/data", help="folder holding MNIST/raw")
@@ -162,6 +188,17 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
             r["peak_mb_20w5s_T50_notebook"] / r["peak_mb_20w5s_T50"])
         add("  MiB per train_way (T=50) | per time step (20w)",
             f"{r['mb_per_train_way_T50']:.0f} | {r['mb_per_step_20w']:.1f}", "", None, None)
+    for p in r.get("peers", []):
+        sec, ratio, fastest = p["s"], p["ratio_to_fastest_peer"], p["fastest_peer"]
+        add(f"7 peers N={p['n']:,} T={p['steps']} B={p['batch']}: s per fwd+bwd "
+            "(ratio: fastest peer s / s)", _fmt(sec.get("snnexp"), " s"),
+            "-" if fastest is None else f"{_fmt(sec[fastest], ' s')} ({fastest})",
+            "peers_speedup", ratio.get("snnexp"))
+        for name, label in PEER_LABELS.items():
+            if name in sec:
+                add(f"  {label}", "", _fmt(sec[name], " s"), None, ratio.get(name))
+        add("  matmul floor: the Linear's fwd+bwd on [T*B, N] alone", "",
+            _fmt(p["floor_s"], " s"), None, None)
     return out
 
 
@@ -184,6 +221,9 @@ def table(r: dict) -> str:
         t = r["time_to_98"]
         out.append(f"t98: training seconds only (validation on {t['val_queries']} fixed queries "
                    "excluded); a run that hits its cap makes the ratio a lower bound.")
+    if r.get("peers_skipped"):
+        out.append("peers skipped: " + ", ".join(f"{k} ({v})"
+                                                 for k, v in r["peers_skipped"].items()))
     if "protonet_speedup" in r:
         out.append("reference = the notebook's computation (benchmarks.notebook) with "
                    "PyTorch's default process settings, as the notebook ran.")

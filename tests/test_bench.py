@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers.scripts import load_script
 
-from benchmarks import memory, protonet, rstdp
+from benchmarks import memory, peers, protonet, rstdp
 from benchmarks.accuracy import time_to_accuracy
 from benchmarks.notebook import load_from, load_into, notebook_logits, notebook_train_step
 from benchmarks.protonet import Setting
@@ -154,3 +154,60 @@ def test_bench_table_prints_each_ratio_with_its_target():
     with pytest.raises(SystemExit):
         bench.parse(["nonsense"])
     assert math.isclose(bench.TARGETS["rstdp_speedup"], 1000)
+
+
+def test_peer_layers_of_snnexp_and_snntorch_give_identical_spikes_and_gradients():
+    x = torch.rand(20, 2, 8, generator=torch.Generator().manual_seed(1))
+    out = {}
+    for name in ("snnexp", "snntorch"):
+        layer = peers.build(name, 8)
+        spikes = layer.spikes(x)
+        spikes.sum().backward()
+        out[name] = spikes.detach(), layer.linear.weight.grad
+    assert out["snnexp"][0].shape == (20, 2, 8) and 0 < out["snnexp"][0].mean() < 1
+    assert torch.equal(out["snnexp"][0], out["snntorch"][0])
+    assert torch.allclose(out["snnexp"][1], out["snntorch"][1], rtol=1e-5, atol=1e-6)
+
+
+def _without(missing: set[str], monkeypatch) -> None:
+    real = peers.import_module
+
+    def fake(module: str):
+        if module.split(".")[0] in missing:
+            raise ImportError(f"No module named {module!r}")
+        return real(module)
+    monkeypatch.setattr(peers, "import_module", fake)
+
+
+def test_a_missing_peer_is_skipped_with_one_line(monkeypatch, capsys):
+    _without({"norse", "spikingjelly"}, monkeypatch)
+    out = peers.peer_table([8, 16], rounds=1, steps=5, batch=2)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ['peer norse: not installed (pip install -e ".[bench]")',
+                   'peer spikingjelly: not installed (pip install -e ".[bench]")']
+    assert out["peers_skipped"] == {"norse": "not installed", "spikingjelly": "not installed"}
+    for run, n in zip(out["peers"], [8, 16], strict=True):
+        assert run["n"] == n and set(run["s"]) == {"snnexp", "snntorch"}
+        assert run["fastest_peer"] == "snntorch" and run["floor_s"] > 0
+        assert run["ratio_to_fastest_peer"]["snntorch"] == 1.0
+    assert out["peers_speedup_8"] == out["peers"][0]["ratio_to_fastest_peer"]["snnexp"]
+
+
+def test_bench_prints_the_peer_table_and_its_json(monkeypatch, capsys):
+    import json
+
+    from benchmarks import peers as bench_peers
+    _without({"norse", "spikingjelly"}, monkeypatch)
+    real = bench_peers.peer_table
+    monkeypatch.setattr(bench_peers, "peer_table",
+                        lambda sizes, rounds: real(sizes, rounds, steps=4, batch=2))
+    bench = _bench_module()
+    assert bench.parse(["--peers"]).peers and bench.parse(["--sizes", "8", "16"]).sizes == [8, 16]
+    assert bench.main(["--peers", "--sizes", "8", "--rounds", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [p["n"] for p in res["peers"]] == [8]
+    assert set(res["peers_skipped"]) == {"norse", "spikingjelly"}
+    assert "protonet_speedup" not in res and res["peers_speedup_8"] > 0
+    text = bench.table(res)
+    assert "7 peers N=8 T=4 B=2" in text and "snnTorch Leaky" in text and "Norse" not in text
+    assert ">= 1.5x" in text and "matmul floor" in text and "peers skipped: norse (" in text
