@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from snnexp.layout import METRICS_FILE
 from snnexp.metrics import mean_ci95
 
 # (column, path in metrics.json) of every run's row
@@ -91,7 +92,7 @@ def collect(root: Path) -> tuple[list[dict[str, Any]], list[str], dict[str, list
     """Rows of every run under ``root``, the override keys, and each run's val history and
     per-episode test results (``metrics.json`` ``test.per_episode``, ``{}`` if absent)."""
     rows, override_keys, histories, episodes = [], [], {}, {}
-    for path in sorted(root.rglob("metrics.json")):
+    for path in sorted(root.rglob(METRICS_FILE)):
         metrics = json.loads(path.read_text())
         overrides = read_overrides(path.parent)
         row: dict[str, Any] = {"run": str(path.parent.relative_to(root)) or "."}
@@ -530,7 +531,7 @@ def summarize(root: Path, group_by: list[str] | None = None, out: Path | None = 
     matplotlib.use("Agg")
     rows, override_keys, histories, episodes = collect(root)
     if not rows:
-        raise SystemExit(f"summarize: no metrics.json under {root}")
+        raise SystemExit(f"summarize: no {METRICS_FILE} under {root}")
     keys = group_by if group_by is not None else default_group_keys(rows, override_keys)
     _check_keys(rows, keys, "--group-by")
     if x is not None:

@@ -27,12 +27,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from snnexp.builders import build_learner
 from snnexp.errors import UserError
+from snnexp.layout import CHECKPOINT_DIR
 from snnexp.models.base import Learner
 
 log = logging.getLogger(__name__)
 
 FORMAT = "snnexp-checkpoint/1"
-CHECKPOINT_DIR = "checkpoints"  # below the run dir: best.pt (best validation), last.pt
 WHICH = ("best", "last", "tested")
 
 

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from snnexp.config import CONF_DIR, RENAMED_KEYS
 from snnexp.errors import UserError
+from snnexp.layout import CHECKPOINT_DIR, METRICS_FILE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +102,11 @@ def _split(override: str) -> tuple[str, str, str]:
     return prefix, key, value
 
 
+def given_values(overrides: list[str]) -> dict[str, str]:
+    """``{key: value}`` of ``overrides`` (``+``/``~`` prefixes dropped; ``""`` for ``~key``)."""
+    return dict(_split(o)[1:] for o in overrides)
+
+
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         return value[1:-1]
@@ -159,13 +165,13 @@ def finished_run(folder: Path) -> str | None:
     """What in ``folder`` shows a finished run (``metrics.json`` of a completed run, or saved
     checkpoints), or ``None``."""
     try:
-        status = json.loads((folder / "metrics.json").read_text()).get("status")
+        status = json.loads((folder / METRICS_FILE).read_text()).get("status")
     except (OSError, ValueError, AttributeError):
         status = None
     if status == "completed":
         return "metrics.json of a completed run"
-    if any((folder / "checkpoints").glob("*.pt")):
-        return "checkpoints/"
+    if any((folder / CHECKPOINT_DIR).glob("*.pt")):
+        return f"{CHECKPOINT_DIR}/"
     return None
 
 
@@ -175,7 +181,7 @@ def exit_on_finished_run_dir(overrides: list[str]) -> None:
 
     Hydra writes ``.hydra/`` and the log into the run dir before the task starts, so this runs
     before Hydra. A dir given by an interpolation (``${...}``) is not checked."""
-    given = dict(_split(o)[1:] for o in overrides)
+    given = given_values(overrides)
     if given.get("overwrite", "false").lower() in TRUE_WORDS:
         return
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
@@ -194,7 +200,7 @@ def exit_on_finished_run_dir(overrides: list[str]) -> None:
 def exit_on_unusable_optuna_storage(overrides: list[str]) -> None:
     """Exit 2 for an Optuna RDB storage (``sqlite:///...``) that the installed packages cannot
     open: optuna 2.x (the one ``hydra-optuna-sweeper`` 1.2 accepts) needs SQLAlchemy < 2."""
-    given = dict(_split(o)[1:] for o in overrides)
+    given = given_values(overrides)
     storage = _unquote(given.get("hydra.sweeper.storage", ""))
     if not storage or storage == "null":
         return
@@ -267,8 +273,7 @@ def _task_overrides() -> list[str]:
 
 def overridden() -> dict[str, str]:
     """``{key: value}`` given on the command line (empty outside a Hydra app)."""
-    pairs = (o.lstrip("+~").split("=", 1) for o in _task_overrides())
-    return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
+    return given_values(_task_overrides())
 
 
 def is_multirun() -> bool:

@@ -26,8 +26,9 @@ from omegaconf import DictConfig
 
 from snnexp import builders, hparams
 from snnexp.checkpoint import write_json
-from snnexp.cli import is_multirun, overridden, override_for_shell
+from snnexp.cli import is_multirun, overridden
 from snnexp.errors import UserError
+from snnexp.layout import METRICS_FILE
 from snnexp.metrics import (
     episodes_fingerprint,
     evaluate,
@@ -41,7 +42,6 @@ from snnexp.report import eval_command, summary_lines
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"  # in the run dir
 SPLITS = ("train", "val", "test", "spikes")  # the sections whose scalars flat_metrics names
 
 
@@ -140,7 +140,7 @@ def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
 def log_summary(metrics: dict[str, Any], run_dir: str | Path, evaluate_again: bool) -> None:
     """Log the end-of-run block (``snnexp.report``); ``evaluate_again`` adds the command that
     evaluates the run dir again."""
-    command = eval_command(run_dir, override_for_shell) if evaluate_again else None
+    command = eval_command(run_dir) if evaluate_again else None
     for line in summary_lines(metrics, run_dir, command):
         log.info("%s", line)
 

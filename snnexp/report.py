@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from snnexp.cli import override_for_shell
+from snnexp.layout import METRICS_FILE
 from snnexp.metrics import mean_ci95
 from snnexp.progress import duration
 
@@ -71,15 +73,14 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
         threads = metrics["threads"]
         timing += f" | {threads} torch thread{'s' if threads > 1 else ''}"
     lines += [row("time", timing), row("run dir", display_path(run_dir)),
-              row("metrics", display_path(Path(run_dir) / "metrics.json"))]
+              row("metrics", display_path(Path(run_dir) / METRICS_FILE))]
     if eval_command:
         lines.append(row("evaluate again", eval_command))
     return lines
 
 
-def eval_command(run_dir: str | Path, quote: Any) -> str:
-    """``python -m snnexp.eval ckpt_path=<run dir>`` as a line to paste into a shell.
-
-    ``quote(key, value)`` makes the token survive the shell and Hydra's override grammar
-    (job dirs of sweeps hold ``=`` and ``,``)."""
-    return f"python -m snnexp.eval {quote('ckpt_path', display_path(run_dir))}"
+def eval_command(run_dir: str | Path) -> str:
+    """``python -m snnexp.eval ckpt_path=<run dir>`` as a line to paste into a shell, quoted
+    for the shell and Hydra's override grammar where needed (sweep job dirs hold ``=`` and
+    ``,``)."""
+    return f"python -m snnexp.eval {override_for_shell('ckpt_path', display_path(run_dir))}"
