@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from snnexp.encoding import DirectEncoder
 from snnexp.models.protonet import ProtoNetLearner
 from snnexp.models.protonet.backbones import notebook
 from snnexp.models.protonet.surrogate import fast_sigmoid
+from snnexp.precision import cpu_has_bf16
 from snnexp.tuning import apply_cpu_tuning
 
 
@@ -39,6 +40,7 @@ class Setting:
     lr: float = 1e-3
     image: int = 28
     distance: str = "euclidean"  # the notebook's square-rooted distances
+    precision: str = "fp32"  # snnexp's side: fp32 | bf16 (the notebook computes in fp32)
 
 
 def process_settings(tuned: bool) -> None:
@@ -74,7 +76,7 @@ def snnexp_learner(s: Setting, seed: int = 0) -> ProtoNetLearner:
                   spike_grad=fast_sigmoid(slope=5))
     return ProtoNetLearner(net, DirectEncoder(), (1, s.image, s.image),
                            partial(torch.optim.Adam, lr=s.lr), num_steps=s.num_steps,
-                           distance=s.distance)
+                           distance=s.distance, precision=s.precision)
 
 
 def notebook_twin(learner: ProtoNetLearner, s: Setting) -> tuple[NotebookNet, torch.optim.Adam]:
@@ -114,32 +116,37 @@ def _tuned(fn: Callable[[], object], tuned: bool) -> Callable[[], None]:
 def training_speed(s: Setting = Setting(), seconds: float = 30.0,
                    images: torch.Tensor | None = None,
                    labels: torch.Tensor | None = None) -> dict[str, float]:
-    """Meta-training episodes/s: snnexp vs the notebook's computation (as it ran, and with
-    snnexp's process settings), on the same episodes."""
+    """Meta-training episodes/s: snnexp (fp32, and bf16 where the CPU has it) vs the notebook's
+    computation (as it ran, and with snnexp's process settings), on the same episodes."""
     if images is None or labels is None:
         images, labels = mnist_images()
     sampler = make_sampler(images, labels, s)
     episodes = [sampler.sample() for _ in range(4)]
-    learner = snnexp_learner(s)
-    ref, ref_opt = notebook_twin(learner, s)
-    turn = {"snnexp": 0, "ref": 0, "ref_tuned": 0}
+    learners = {"snnexp": snnexp_learner(s)}
+    if cpu_has_bf16():
+        learners["snnexp_bf16"] = snnexp_learner(replace(s, precision="bf16"))
+    ref, ref_opt = notebook_twin(learners["snnexp"], s)
+    turn = dict.fromkeys([*learners, "ref", "ref_tuned"], 0)
 
     def step(name: str) -> None:
         ep = episodes[turn[name] % len(episodes)]
         turn[name] += 1
-        if name == "snnexp":
-            learner.meta_train_step(ep)
+        if name in learners:
+            learners[name].meta_train_step(ep)
         else:
             notebook_train_step(ref, ref_opt, ep)
 
-    sec = alternate({"snnexp": _tuned(partial(step, "snnexp"), True),
-                     "ref": _tuned(partial(step, "ref"), False),
-                     "ref_tuned": _tuned(partial(step, "ref_tuned"), True)}, seconds / 3)
+    sides = {name: _tuned(partial(step, name), name != "ref") for name in turn}
+    sec = alternate(sides, seconds / len(sides))
     process_settings(True)
-    return {"snnexp_train_s_per_episode": sec["snnexp"], "ref_train_s_per_episode": sec["ref"],
-            "ref_tuned_train_s_per_episode": sec["ref_tuned"],
-            "protonet_speedup": sec["ref"] / sec["snnexp"],
-            "protonet_speedup_same_process_settings": sec["ref_tuned"] / sec["snnexp"]}
+    out = {"snnexp_train_s_per_episode": sec["snnexp"], "ref_train_s_per_episode": sec["ref"],
+           "ref_tuned_train_s_per_episode": sec["ref_tuned"],
+           "protonet_speedup": sec["ref"] / sec["snnexp"],
+           "protonet_speedup_same_process_settings": sec["ref_tuned"] / sec["snnexp"]}
+    if "snnexp_bf16" in sec:
+        out.update(snnexp_bf16_train_s_per_episode=sec["snnexp_bf16"],
+                   protonet_speedup_bf16=sec["ref"] / sec["snnexp_bf16"])
+    return out
 
 
 def train_flops(learner: ProtoNetLearner, batch: int) -> float:
@@ -159,26 +166,34 @@ def notebook_flops(learner: ProtoNetLearner, batch: int) -> float:
     return learner.num_steps * batch * (4.0 * macs[0] + 6.0 * sum(macs[1:]))
 
 
-def matmul_flops_per_s(seconds: float = 3.0, n: int = 1024) -> float:
-    """FLOP/s of an ``n x n`` float32 matmul with the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+def matmul_flops_per_s(seconds: float = 3.0, n: int = 1024,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of an ``n x n`` matmul in ``dtype`` with the current thread count."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    out = torch.empty(n, n, dtype=dtype)
     sec = alternate({"mm": lambda: torch.mm(a, b, out=out)}, seconds, rounds=1, min_calls=3)
     return 2.0 * n**3 / sec["mm"]
 
 
-def flop_fraction(s_per_episode: float, s: Setting = Setting(),
-                  matmul_seconds: float = 3.0) -> dict[str, float]:
-    """Achieved FLOP/s of a training step (``s_per_episode``) vs a matmul's, same process."""
+def flop_fraction(s_per_episode: float, s: Setting = Setting(), matmul_seconds: float = 3.0,
+                  bf16_s_per_episode: float | None = None) -> dict[str, float]:
+    """Achieved FLOP/s of a training step (``s_per_episode``) vs a matmul's, same process;
+    with ``bf16_s_per_episode``, also the bf16 step's against a bf16 matmul."""
     process_settings(True)
     learner = snnexp_learner(s)
     batch = s.way * (s.shot + s.query)
     flops = train_flops(learner, batch)
     mm = matmul_flops_per_s(matmul_seconds)
-    return {"train_gflop_per_episode": flops / 1e9,
-            "notebook_gflop_per_episode": notebook_flops(learner, batch) / 1e9,
-            "train_gflop_per_s": flops / s_per_episode / 1e9, "matmul_gflop_per_s": mm / 1e9,
-            "flop_fraction": flops / s_per_episode / mm}
+    out = {"train_gflop_per_episode": flops / 1e9,
+           "notebook_gflop_per_episode": notebook_flops(learner, batch) / 1e9,
+           "train_gflop_per_s": flops / s_per_episode / 1e9, "matmul_gflop_per_s": mm / 1e9,
+           "flop_fraction": flops / s_per_episode / mm}
+    if bf16_s_per_episode is not None:
+        mm16 = matmul_flops_per_s(matmul_seconds, dtype=torch.bfloat16)
+        out.update(train_gflop_per_s_bf16=flops / bf16_s_per_episode / 1e9,
+                   matmul_gflop_per_s_bf16=mm16 / 1e9,
+                   flop_fraction_bf16=flops / bf16_s_per_episode / mm16)
+    return out
 
 
 def test_speed(s: Setting = Setting(), seconds: float = 20.0,

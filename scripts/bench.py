@@ -35,7 +35,8 @@ from benchmarks import accuracy, memory, peers, protonet, rstdp  # noqa: E402
 from benchmarks.protonet import Setting  # noqa: E402
 
 SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory", "peers")
-TARGETS = {"protonet_speedup": 3.0, "flop_fraction": 0.40, "time_to_98_speedup": 10.0,
+TARGETS = {"protonet_speedup": 3.0, "protonet_speedup_bf16": 3.0, "flop_fraction": 0.40,
+           "flop_fraction_bf16": 0.40, "time_to_98_speedup": 10.0,
            "rstdp_speedup": 1000.0, "peers_speedup": 1.5}
 PEER_SIZES, PEER_SIZES_ALL = [512, 4096], [512]  # asked for | in a run of all sections
 PEER_LABELS = {"snntorch": "snnTorch Leaky, stepped in Python", "norse": "Norse LIF",
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         res.update(protonet.training_speed(seconds=args.seconds * 60, images=images,
                                            labels=labels))
     if "flops" in sections:
-        res.update(protonet.flop_fraction(res["snnexp_train_s_per_episode"]))
+        res.update(protonet.flop_fraction(res["snnexp_train_s_per_episode"],
+                                          bf16_s_per_episode=res.get(
+                                              "snnexp_bf16_train_s_per_episode")))
     if "test" in sections:
         res.update(protonet.test_speed(seconds=args.seconds * 20, images=images, labels=labels))
     if "rstdp" in sections:
@@ -150,7 +153,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
             ("yes" if ratio >= target else "NO")
         tgt = "-" if target is None else (f">= {target:.0%}" if target < 1 else
                                           f">= {target:g}x")
-        shown = "-" if ratio is None else (f"{ratio:.0%}" if key == "flop_fraction"
+        shown = "-" if ratio is None else (f"{ratio:.0%}" if key and key.startswith("flop")
                                            else f"{prefix}{ratio:,.3g}x")
         out.append((name, ours, ref, shown, tgt, met))
 
@@ -161,10 +164,19 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
         add("  vs notebook with snnexp's process settings", "",
             _fmt(1 / r["ref_tuned_train_s_per_episode"]), None,
             r["protonet_speedup_same_process_settings"])
+    if "protonet_speedup_bf16" in r:
+        add("  snnexp precision=bf16 vs notebook (fp32)",
+            _fmt(1 / r["snnexp_bf16_train_s_per_episode"]),
+            _fmt(1 / r["ref_train_s_per_episode"]), "protonet_speedup_bf16",
+            r["protonet_speedup_bf16"])
     if "flop_fraction" in r:
         add(f"2 GFLOP/s of the train step ({r['train_gflop_per_episode']:.1f} GFLOP) / matmul",
             _fmt(r["train_gflop_per_s"]), _fmt(r["matmul_gflop_per_s"]) + " (mm)",
             "flop_fraction", r["flop_fraction"])
+    if "flop_fraction_bf16" in r:
+        add("  precision=bf16: GFLOP/s / bf16 matmul", _fmt(r["train_gflop_per_s_bf16"]),
+            _fmt(r["matmul_gflop_per_s_bf16"]) + " (mm bf16)", "flop_fraction_bf16",
+            r["flop_fraction_bf16"])
     if "time_to_98" in r:
         t = r["time_to_98"]
         fast, nb = t["fast"], t["notebook"]

@@ -76,6 +76,12 @@ def build_learner(cfg: DictConfig, input_shape: tuple[int, int, int],
     learner_cls = get_class(cfg.model._target_)
     encoder = instantiate(cfg.encoder)
     extra: dict[str, Any] = {}
+    precision = cfg.get("precision") or "fp32"  # a checkpoint from before the key: fp32
+    if "precision" in inspect.signature(learner_cls).parameters:
+        extra["precision"] = precision
+    elif precision != "fp32":
+        raise UserError(f"precision={precision}: model={learner_cls.name} computes in NumPy "
+                        "(allowed with it: fp32)")
     if getattr(learner_cls, "uses_optimizer", False):
         if cfg.get("optimizer") is None:
             raise UserError(f"optimizer=null: model={learner_cls.name} needs one of "

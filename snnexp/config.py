@@ -113,6 +113,7 @@ class TrainConfig:
     test_from: str = choice("best", "last")
     device: str = MISSING  # auto, cpu, cuda, cuda:N, mps (check_config)
     threads: int | None = bounded(1)
+    precision: str = choice("fp32", "bf16")
     cpu_tuning: bool = MISSING
     resume: str | None = MISSING
     init_from: str | None = MISSING
@@ -142,6 +143,7 @@ class EvalConfig:
     seed: int | None = None
     device: str | None = None
     threads: int | None = None
+    precision: str | None = None
     cpu_tuning: bool = MISSING
     overwrite: bool = False
     paths: PathsConfig = field(default_factory=PathsConfig)

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 register_configs()
 
 # eval keys that replace the checkpoint's training values when set
-OVERRIDABLE = ("way", "shot", "query", "test_episodes", "seed", "device", "threads")
+OVERRIDABLE = ("way", "shot", "query", "test_episodes", "seed", "device", "threads",
+               "precision")
 
 
 def eval_run_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:

@@ -210,7 +210,8 @@ def test_bad_model_values_are_user_errors_of_the_schema(kwargs, key):
 
 def test_a_backbone_given_as_a_plain_name_is_a_user_error_naming_the_group_form():
     with pytest.raises(UserError, match=r"^model\.backbone=snell4: .* model/backbone=snell4"):
-        ProtoNetLearner("snell4", DirectEncoder(), (1, 8, 8), num_steps=2, distance="squared")
+        ProtoNetLearner("snell4", DirectEncoder(), (1, 8, 8), num_steps=2, distance="squared",
+                        precision="fp32")
 
 
 def test_summaries_give_raster_and_membrane_figures_weight_histograms_and_embeddings():

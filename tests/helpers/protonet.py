@@ -35,11 +35,13 @@ def make_network(input_shape=(1, 8, 8), backbone: str = "notebook",
 
 
 def make_learner(input_shape=(1, 8, 8), encoder=None, backbone: str = "notebook",
-                 optimizer=None, scheduler=None, **overrides: Any) -> ProtoNetLearner:
+                 optimizer=None, scheduler=None, precision: str = "fp32",
+                 **overrides: Any) -> ProtoNetLearner:
     """A learner with the YAML defaults but ``overrides`` (torch seeded with 0); Adam
     (lr 1e-3) unless another ``optimizer`` partial is given."""
     optimizer = optimizer or functools.partial(torch.optim.Adam, lr=1e-3)
     torch.manual_seed(0)
     node = model_node(backbone, **overrides)
     return instantiate(constructor_node(node, ProtoNetLearner), encoder=encoder or DirectEncoder(),
-                       input_shape=list(input_shape), optimizer=optimizer, scheduler=scheduler)
+                       input_shape=list(input_shape), optimizer=optimizer, scheduler=scheduler,
+                       precision=precision)

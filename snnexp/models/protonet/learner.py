@@ -29,6 +29,7 @@ from snnexp.energy import energy_figures
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
 from snnexp.models.protonet.recorder import SYNAPTIC, SpikeRecorder, fan_out
+from snnexp.precision import autocast, check_precision
 from snnexp.prototypes import prototype_logits
 
 
@@ -46,6 +47,8 @@ class ProtoNetLearner(Learner):
             finished here with the optimizer and stepped once per meta-training episode.
         num_steps: ``T``, time steps per sample. distance: ``squared`` or ``euclidean``
             (``snnexp.prototypes.prototype_logits``).
+        precision: ``fp32`` or ``bf16`` (the network's synaptic operations under autocast;
+            membranes, embeddings and the optimizer stay float32: ``snnexp.precision``).
     """
 
     name = "protonet"
@@ -54,9 +57,11 @@ class ProtoNetLearner(Learner):
     def __init__(self, backbone: nn.Module | Callable[..., nn.Module], encoder: Any,
                  input_shape: tuple[int, int, int], optimizer: Callable | None = None,
                  device: str | torch.device = "cpu", seed: int = 0,
-                 scheduler: Callable | None = None, *, num_steps: int, distance: str) -> None:
+                 scheduler: Callable | None = None, *, num_steps: int, distance: str,
+                 precision: str) -> None:
         self.encoder, self.num_steps, self.device = encoder, num_steps, torch.device(device)
-        self.distance = distance
+        self.distance, self.precision = distance, precision
+        check_precision(precision, self.device)
         if isinstance(backbone, str):  # a group option set as a key (Hydra's compose API)
             raise UserError(f"model.backbone={backbone}: choose it as a config group, "
                             f"model/backbone={backbone}")
@@ -79,11 +84,16 @@ class ProtoNetLearner(Learner):
         static = getattr(self.encoder, "static", False) or self.analog
         x = images if static else self.encoder(images, self.num_steps)
         if self.net.training:
-            return self.net(x, self.num_steps)
+            return self._forward(x)
         with SpikeRecorder(self.net) as record:
-            embeddings = self.net(x, self.num_steps)
+            embeddings = self._forward(x)
         self._count(images.shape[0], x if not static else None, record)
         return embeddings
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's ``[B, D]`` float32 embeddings at this learner's precision."""
+        with autocast(self.precision, self.device):
+            return self.net(x, self.num_steps).float()
 
     def _episode_logits(self, support_x: torch.Tensor, support_y: torch.Tensor,
                         query_x: torch.Tensor) -> torch.Tensor:
