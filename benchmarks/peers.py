@@ -14,6 +14,9 @@ skipped; ``pip install -e ".[bench]"`` installs them):
 - ``snnexp``: ``snnexp.models.protonet.lif.LeakyLayer`` (the fused scan ``leaky_scan``),
   ``beta = 0.95``, ``threshold = 1``, subtract reset, surrogate ``fast_sigmoid(slope=5)``:
   ``sg'(x) = 1 / (5 |x| + 1)^2``.
+- ``snnexp_bf16``: the same with the Linear layer in bfloat16 (``precision=bf16``: autocast,
+  float32 membranes), where the CPU has native bfloat16 (AVX-512 BF16 or AMX); its floor is
+  ``floor_bf16``. The peers have no bfloat16 path on the CPU.
 - ``snntorch``: ``snntorch.Leaky`` with the same settings (``surrogate.fast_sigmoid(5)``),
   stepped in a Python loop over ``T``. Same spikes and gradients as ``snnexp``.
 - ``norse``: ``norse.torch.LIF`` (it loops over ``T`` itself). Its neuron is current-based,
@@ -45,11 +48,14 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from snnexp.precision import autocast, cpu_has_bf16
+
 BETA, THRESHOLD, SLOPE = 0.95, 1.0, 5.0
 BATCH, STEPS = 16, 500
-LIBRARIES = ("snnexp", "snntorch", "norse", "spikingjelly")  # snnexp first; the rest: peers
-MODULES = {"snnexp": "snnexp", "snntorch": "snntorch", "norse": "norse.torch",
-           "spikingjelly": "spikingjelly.activation_based.neuron"}
+# snnexp's sides first (names starting with "snnexp"); the rest: peers
+LIBRARIES = ("snnexp", "snnexp_bf16", "snntorch", "norse", "spikingjelly")
+MODULES = {"snnexp": "snnexp", "snnexp_bf16": "snnexp", "snntorch": "snntorch",
+           "norse": "norse.torch", "spikingjelly": "spikingjelly.activation_based.neuron"}
 INSTALL = 'pip install -e ".[bench]"'
 
 
@@ -73,9 +79,12 @@ class Layer:
     name: str
     linear: nn.Linear
     lif: Callable[[torch.Tensor], torch.Tensor]  # currents [T, B, N] -> spikes [T, B, N]
+    precision: str = "fp32"  # of the Linear layer (snnexp.precision)
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lif(self.linear(x))
+        with autocast(self.precision, x.device):
+            cur = self.linear(x)
+        return self.lif(cur)
 
     def step(self, x: torch.Tensor) -> None:
         self.linear.zero_grad(set_to_none=True)
@@ -139,24 +148,30 @@ def _spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-BUILDERS = {"snnexp": _snnexp_lif, "snntorch": _snntorch_lif, "norse": _norse_lif,
-            "spikingjelly": _spikingjelly_lif}
+BUILDERS = {"snnexp": _snnexp_lif, "snnexp_bf16": _snnexp_lif, "snntorch": _snntorch_lif,
+            "norse": _norse_lif, "spikingjelly": _spikingjelly_lif}
 
 
 def build(name: str, n: int, seed: int = 0) -> Layer:
     """Library ``name``'s layer of ``n`` neurons (``NotInstalled`` if it is missing); the
     same ``seed`` gives every library the same Linear weights."""
     linear = _linear(n, seed)
+    if name == "snnexp_bf16":
+        if not cpu_has_bf16():
+            raise NotInstalled(name)
+        return Layer(name, linear, BUILDERS[name](), precision="bf16")
     return Layer(name, linear, BUILDERS[name]())
 
 
-def floor_step(n: int, seed: int = 0) -> Callable[[torch.Tensor], None]:
+def floor_step(n: int, seed: int = 0, precision: str = "fp32") -> Callable[[torch.Tensor], None]:
     """The Linear layer's forward + backward on ``[T * B, N]`` alone."""
     linear = _linear(n, seed)
 
     def step(x: torch.Tensor) -> None:
         linear.zero_grad(set_to_none=True)
-        linear(x.view(-1, n)).sum().backward()
+        with autocast(precision, x.device):
+            out = linear(x.view(-1, n))
+        out.float().sum().backward()
     return step
 
 
@@ -189,19 +204,25 @@ def measure(n: int, rounds: int = 2, steps: int = STEPS, batch: int = BATCH,
         try:
             layer = build(name, n)
         except NotInstalled:
-            skipped[name] = "not installed"
-            print(f"peer {name}: not installed ({INSTALL})", file=sys.stderr)
+            why = "no bfloat16 on this CPU" if name == "snnexp_bf16" else "not installed"
+            skipped[name] = why
+            print(f"peer {name}: {why}" + ("" if name == "snnexp_bf16" else f" ({INSTALL})"),
+                  file=sys.stderr)
             continue
         sides[name] = lambda layer=layer: layer.step(x)
-    floor = floor_step(n)
-    sides["floor"] = lambda: floor(x)
+    floors = {"floor": floor_step(n)}
+    if "snnexp_bf16" in sides:
+        floors["floor_bf16"] = floor_step(n, precision="bf16")
+    for key, floor in floors.items():
+        sides[key] = lambda floor=floor: floor(x)
     sec = min_of_rounds(sides, rounds)
     floor_s = sec.pop("floor")
-    peers = {k: v for k, v in sec.items() if k != "snnexp"}
+    floor_bf16_s = sec.pop("floor_bf16", None)
+    peers = {k: v for k, v in sec.items() if not k.startswith("snnexp")}
     fastest = min(peers, key=peers.get) if peers else None
     ratio = {k: peers[fastest] / v for k, v in sec.items()} if fastest else {}
     return {"n": n, "steps": steps, "batch": batch, "s": sec, "floor_s": floor_s,
-            "fastest_peer": fastest, "ratio_to_fastest_peer": ratio,
+            "floor_bf16_s": floor_bf16_s, "fastest_peer": fastest, "ratio_to_fastest_peer": ratio,
             "skipped": dict(skipped)}
 
 
@@ -212,6 +233,7 @@ def peer_table(sizes: list[int], rounds: int = 2, steps: int = STEPS,
     runs = [measure(n, rounds, steps, batch, skipped=skipped) for n in sizes]
     out: dict = {"peers": runs, "peers_skipped": skipped}
     for r in runs:
-        if "snnexp" in r["ratio_to_fastest_peer"]:
-            out[f"peers_speedup_{r['n']}"] = r["ratio_to_fastest_peer"]["snnexp"]
+        for side in ("snnexp", "snnexp_bf16"):
+            if side in r["ratio_to_fastest_peer"]:
+                out[f"peers_speedup_{r['n']}" + side[6:]] = r["ratio_to_fastest_peer"][side]
     return out

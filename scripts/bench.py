@@ -206,11 +206,16 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str, str]]:
             "(ratio: fastest peer s / s)", _fmt(sec.get("snnexp"), " s"),
             "-" if fastest is None else f"{_fmt(sec[fastest], ' s')} ({fastest})",
             "peers_speedup", ratio.get("snnexp"))
+        if "snnexp_bf16" in sec:
+            add("  snnexp with the Linear in bf16 (precision=bf16)",
+                _fmt(sec["snnexp_bf16"], " s"), "", "peers_speedup", ratio.get("snnexp_bf16"))
         for name, label in PEER_LABELS.items():
             if name in sec:
                 add(f"  {label}", "", _fmt(sec[name], " s"), None, ratio.get(name))
         add("  matmul floor: the Linear's fwd+bwd on [T*B, N] alone", "",
             _fmt(p["floor_s"], " s"), None, None)
+        if p.get("floor_bf16_s") is not None:
+            add("  matmul floor in bf16", "", _fmt(p["floor_bf16_s"], " s"), None, None)
     return out
 
 

@@ -15,6 +15,7 @@ from benchmarks.accuracy import time_to_accuracy
 from benchmarks.notebook import load_from, load_into, notebook_logits, notebook_train_step
 from benchmarks.protonet import Setting
 from snnexp.data.episodes import Episode
+from snnexp.precision import cpu_has_bf16
 
 TINY = Setting(way=3, shot=2, query=2, num_steps=4)
 
@@ -169,6 +170,16 @@ def test_peer_layers_of_snnexp_and_snntorch_give_identical_spikes_and_gradients(
     assert torch.allclose(out["snnexp"][1], out["snntorch"][1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(not cpu_has_bf16(), reason="no bfloat16 on this CPU")
+def test_peer_layer_in_bf16_keeps_float32_spikes_and_weight_gradients():
+    layer = peers.build("snnexp_bf16", 8)
+    spikes = layer.spikes(torch.rand(20, 2, 8, generator=torch.Generator().manual_seed(1)))
+    spikes.sum().backward()
+    assert spikes.dtype == torch.float32 and 0 < spikes.mean() < 1
+    assert layer.linear.weight.grad.dtype == torch.float32
+    assert torch.isfinite(layer.linear.weight.grad).all()
+
+
 def _without(missing: set[str], monkeypatch) -> None:
     real = peers.import_module
 
@@ -186,8 +197,10 @@ def test_a_missing_peer_is_skipped_with_one_line(monkeypatch, capsys):
     assert err == ['peer norse: not installed (pip install -e ".[bench]")',
                    'peer spikingjelly: not installed (pip install -e ".[bench]")']
     assert out["peers_skipped"] == {"norse": "not installed", "spikingjelly": "not installed"}
+    ours = {"snnexp", "snnexp_bf16"} if cpu_has_bf16() else {"snnexp"}
     for run, n in zip(out["peers"], [8, 16], strict=True):
-        assert run["n"] == n and set(run["s"]) == {"snnexp", "snntorch"}
+        assert run["n"] == n and set(run["s"]) == ours | {"snntorch"}
+        assert (run["floor_bf16_s"] is not None) == ("snnexp_bf16" in ours)
         assert run["fastest_peer"] == "snntorch" and run["floor_s"] > 0
         assert run["ratio_to_fastest_peer"]["snntorch"] == 1.0
     assert out["peers_speedup_8"] == out["peers"][0]["ratio_to_fastest_peer"]["snnexp"]
