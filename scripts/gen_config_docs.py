@@ -30,8 +30,8 @@ from snnexp.schema import allowed_values  # noqa: E402
 # groups documented key by key; the others (presets, launchers) are listed with their purpose
 KEYED_GROUPS = ["model", "dataset", "encoder", "optimizer", "scheduler", "logger", "noise",
                 "paths"]
-LISTED_GROUPS = ["model/backbone", "experiment", "dataset_model", "debug", "hparams_search",
-                 "hydra/launcher"]
+LISTED_GROUPS = ["model/backbone", "experiment", "dataset_model", "train_noise", "debug",
+                 "hparams_search", "hydra/launcher"]
 SKIPPED_KEYS = {"defaults", "_target_", "_partial_"}
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.]+):(?P<value>[^#]*?)\s*(#\s?(?P<note>.*))?$")
 

@@ -25,7 +25,7 @@ from snnexp.models.base import Learner
 log = logging.getLogger(__name__)
 
 # independent seed streams: episodes of one phase never depend on another phase or the model
-STREAMS = {"train": 0, "val": 1, "test": 2, "noise": 3}
+STREAMS = {"train": 0, "val": 1, "test": 2, "noise": 3, "train_noise": 4}
 
 
 def phase_seed(seed: int, phase: str) -> int:

@@ -128,6 +128,7 @@ class TrainConfig:
     scheduler: Any = None
     encoder: Any = MISSING
     logger: Any = None
+    train_noise: Any = None  # a `noise` option corrupting the training episodes, or null
 
 
 @dataclass

@@ -87,8 +87,10 @@ def training_sections(cfg: DictConfig, trainer: Any) -> dict[str, Any]:
     """The entries of a training run's ``metrics.json`` known after training
     (``trainer``: ``snnexp.loop.MetaTrainer``)."""
     val_last = trainer.val_history[-1] if trainer.val_history else [0, float("nan"), 0.0]
+    noise = getattr(trainer.train_sampler, "noise", None)  # train_noise (snnexp.noise)
     return {
         "train_way": cfg.train_way, "train_shot": cfg.train_shot, "train_query": cfg.train_query,
+        "train_noise": noise.describe() if noise is not None else None,
         "train": {"episodes": trainer.done, "wall_s": trainer.wall_s,
                   "episodes_per_s": trainer.done / trainer.wall_s if trainer.wall_s else 0.0,
                   **trainer.last_train},

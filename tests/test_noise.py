@@ -23,3 +23,51 @@ def test_gaussian_noise_is_seeded_clipped_and_zero_at_std_0() -> None:
         GaussianNoise(-1)
     with pytest.raises(UserError, match="noise.amount=2"):
         SaltPepperNoise(2)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "salt_pepper"])
+def test_vary_draws_one_level_per_image_up_to_the_given_level(kind) -> None:
+    from snnexp.noise import GaussianNoise, SaltPepperNoise
+
+    images = torch.full((200, 1, 30, 30), 0.5)
+    noise = GaussianNoise(0.2, seed=1, vary=True) if kind == "gaussian" else \
+        SaltPepperNoise(0.4, seed=1, vary=True)
+    changed = noise(images) - images
+    per_image = changed.std(dim=(1, 2, 3)) if kind == "gaussian" else \
+        (changed != 0).float().mean(dim=(1, 2, 3))
+    top = 0.2 if kind == "gaussian" else 0.4
+    # levels spread uniformly over [0, top]: some images nearly clean, some near the top
+    assert per_image.min() < 0.1 * top and per_image.max() > 0.8 * top
+    assert per_image.max() < 1.1 * top
+    assert noise.describe()["vary"] is True
+
+
+def test_noisy_sampler_state_continues_episodes_and_noise() -> None:
+    from snnexp.data.episodes import EpisodeSampler
+    from snnexp.noise import GaussianNoise, NoisySampler
+
+    images, labels = torch.rand(60, 1, 6, 6), torch.arange(6).repeat(10)
+    make = lambda: NoisySampler(EpisodeSampler(images, labels, 3, 1, 2, seed=5),
+                                GaussianNoise(0.3, seed=7, vary=True))
+    sampler = make()
+    sampler.sample()
+    state = sampler.state_dict()
+    expected = sampler.sample()
+    resumed = make()
+    resumed.load_state_dict(state)
+    again = resumed.sample()
+    assert torch.equal(again.support_x, expected.support_x)
+    assert torch.equal(again.query_y, expected.query_y)
+
+
+def test_train_noise_corrupts_training_episodes_only(tmp_path) -> None:
+    from helpers.runs import train_tiny
+
+    clean = train_tiny(tmp_path / "clean")
+    noisy = train_tiny(tmp_path / "noisy", "train_noise=gaussian", "train_noise.std=0.5")
+    assert clean["train_noise"] is None
+    assert noisy["train_noise"] == {"type": "gaussian", "std": 0.5}
+    assert noisy["test"]["per_episode"]["episodes_sha1"] == \
+        clean["test"]["per_episode"]["episodes_sha1"]  # the same test episodes
+    assert noisy["test"]["acc_pixel"] == clean["test"]["acc_pixel"]  # clean test images
+    assert noisy["train"]["loss"] != clean["train"]["loss"]  # trained on other (noisy) images
