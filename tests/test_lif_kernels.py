@@ -64,3 +64,15 @@ def test_training_step_identical_with_and_without_kernels(backbone, monkeypatch)
     assert states[0][0] == states[1][0]
     for key, value in states[0][1].items():
         assert torch.equal(value, states[1][1][key]), key
+
+
+def test_kernels_leave_torch_thread_count_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        lif = snn.Leaky(beta=0.9, spike_grad=fast_sigmoid(slope=2))
+        cur = torch.rand(5, 3000).requires_grad_()
+        leaky_scan(lif, cur, 5, False)[0].sum().backward()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

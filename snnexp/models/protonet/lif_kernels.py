@@ -21,10 +21,17 @@ float64, another surrogate, a trained beta) keeps the torch path.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import torch
 from numba import prange
+
+# numba's own thread pool: its OpenMP layer shares libgomp with torch and resets torch's thread
+# count (torch.get_num_threads) to numba's at the first parallel call
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 BLOCK = 512  # neurons per block: their state stays in L1 over all time steps
 ONE, ZERO = np.float32(1.0), np.float32(0.0)
