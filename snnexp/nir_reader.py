@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnexp.prototypes import prototype_logits
 from snnexp.models.base import Learner
+from snnexp.prototypes import prototype_logits
 
 
 class EulerLI(nn.Module):

@@ -72,6 +72,13 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
     if metrics.get("threads"):
         threads = metrics["threads"]
         timing += f" | {threads} torch thread{'s' if threads > 1 else ''}"
+    energy = metrics.get("spikes", {})
+    if "energy/snn_pj" in energy:
+        lines.append(row("energy / sample", (
+            f"SNN {energy['energy/snn_pj'] / 1e6:.2f} uJ vs ANN twin "
+            f"{energy['energy/ann_pj'] / 1e6:.2f} uJ (arithmetic only); with a weight fetch "
+            f"per event SNN {energy['energy/snn_pj_weight_fetch'] / 1e6:.2f} uJ vs ANN "
+            f"{energy['energy/ann_pj_weight_fetch'] / 1e6:.2f} uJ")))
     lines += [row("time", timing), row("run dir", display_path(run_dir)),
               row("metrics", display_path(Path(run_dir) / METRICS_FILE))]
     if eval_command:

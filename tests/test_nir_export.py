@@ -74,7 +74,8 @@ def test_export_writes_a_graph_and_its_sidecar(exported):
     cfg = exported["cfg"]
     assert side["num_steps"] == 4 and side["dt"] == DT
     assert side["readout"] == cfg.model.readout and side["distance"] == cfg.model.distance
-    assert side["input_shape"] == [1, 28, 28] and side["encoder"]["_target_"].endswith("DirectEncoder")
+    assert side["input_shape"] == [1, 28, 28]
+    assert side["encoder"]["_target_"].endswith("DirectEncoder")
     graph = nir.read(str(path))
     kinds = {type(node).__name__ for node in graph.nodes.values()}
     assert {"Conv2d", "LI", "Threshold", "Scale", "SumPool2d"} <= kinds
