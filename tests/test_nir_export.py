@@ -12,6 +12,7 @@ threshold may fall on either side; in float64 that window is ~1e-16.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nir
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.cli import run_cli
-from helpers.configs import TINY, compose
+from helpers.configs import REPO, TINY, compose
 from helpers.protonet import make_network
 
 from snnexp import builders, checkpoint
@@ -137,6 +138,16 @@ def test_eval_of_the_nir_file_reproduces_the_runs_test(exported, tmp_path):
     assert metrics["test"]["acc"] == pytest.approx(run_test["acc"], abs=1e-12)
     assert metrics["test"]["acc_pixel"] == run_test["acc_pixel"]
     assert (tmp_path / "metrics.json").is_file() and metrics["ckpt_path"].endswith(".nir")
+
+
+def test_the_deploy_page_snippet_loads_the_file(exported):
+    page = (REPO / "docs" / "deploy.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    assert len(snippet.strip().splitlines()) <= 6
+    scope: dict = {}
+    exec(snippet.replace("outputs/main/export", str(exported["path"].parent)), scope)
+    assert scope["embedding"].shape == (8, exported["learner"].net.embedding_dim)
+    assert torch.isfinite(scope["embedding"]).all()
 
 
 def test_lif_layer_maps_to_li_threshold_and_a_delayed_reset_edge():
