@@ -61,7 +61,7 @@ def sidecar_path(nir_path: str | Path) -> Path:
     return Path(nir_path).with_suffix(".json")
 
 
-def check_exportable(net: nn.Module, readout_pool: str | None = None) -> None:
+def check_exportable(net: nn.Module) -> None:
     """``UserError`` (one line) for a network NIR cannot represent exactly."""
     if not isinstance(net, SpikingConvNet):
         raise UserError(f"model: a {type(net).__name__} embedding has no NIR export; export "

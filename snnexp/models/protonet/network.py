@@ -56,6 +56,7 @@ class SpikingConvNet(nn.Module):
             ``"max"`` or ``"avg"``. An average of membranes is linear, so the integrator
             readout with ``avg`` maps exactly to NIR (``snnexp.nir_export``); a max-pool over
             membranes does not. Earlier layers always max-pool (their spikes are binary).
+            ``"max"`` when not given: configs saved before the key, backbones without it.
 
     Attributes:
         time_steps: ``False`` for the ANN twin (it takes the images, unencoded).
