@@ -172,6 +172,8 @@ def render() -> str:
     out += table(parse_keys(CONF / "train.yaml", "", "train_schema"))
     out += ["", "## `python -m snnexp.eval` (`conf/eval.yaml`)", ""]
     out += table(parse_keys(CONF / "eval.yaml", "", "eval_schema"))
+    out += ["", "## `python -m snnexp.export` (`conf/export.yaml`)", ""]
+    out += table(parse_keys(CONF / "export.yaml", "", "export_schema"))
     for group in KEYED_GROUPS:
         out += ["", f"## `{group}`", ""]
         for path in sorted((CONF / group).glob("*.yaml")):

@@ -152,9 +152,21 @@ class EvalConfig:
     noise: Any = None  # a `noise` option (gaussian, salt_pepper), or null
 
 
+@dataclass
+class ExportConfig:
+    """``python -m snnexp.export``: a trained ProtoNet embedding as a NIR graph."""
+
+    task_name: str = "export"
+    ckpt_path: str = MISSING
+    out: str | None = None
+    name: str = MISSING
+    overwrite: bool = False
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
 # the schemas by the name the YAML files pull them in with (``/<name>@_here_``)
 SCHEMAS: dict[str, type] = {
-    "train_schema": TrainConfig, "eval_schema": EvalConfig,
+    "train_schema": TrainConfig, "eval_schema": EvalConfig, "export_schema": ExportConfig,
     "protonet_schema": ProtoNetConfig, "rstdp_schema": RSTDPConfig,
     "pool_schema": PoolConfig, "idx_schema": IdxConfig,
     "omniglot_schema": OmniglotConfig, "folder_schema": FolderConfig,

@@ -7,7 +7,9 @@
 Keys left ``null`` in ``conf/eval.yaml`` keep the checkpoint's training values, so a plain
 ``ckpt_path=<run dir>`` reproduces the run's own test. The test is ``snnexp.evaluation.run_test``
 (the same episodes, the same pixel and untrained controls); ``noise`` corrupts the support and
-query images of every test episode (``snnexp.noise``).
+query images of every test episode (``snnexp.noise``). ``ckpt_path=<file>.nir`` tests a graph
+written by ``snnexp.export`` through ``snnexp.nir_reader`` (its sidecar JSON beside it gives the
+training config, the encoder, ``T``, the readout and the distance).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnexp import builders, checkpoint, evaluation, tuning
+from snnexp import builders, checkpoint, evaluation, nir_export, nir_reader, tuning
 from snnexp import cli as cli_
 from snnexp.config import CONF_DIR, check_config, register_configs
 from snnexp.noise import NoisySampler
@@ -47,15 +49,23 @@ def eval_run_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``test_episodes`` episodes; write and return ``metrics.json``."""
     ckpt = checkpoint.resolve_checkpoint(cfg.ckpt_path, "tested")
-    state = checkpoint.load_checkpoint(ckpt)
-    trained = checkpoint.checkpoint_config(state, ckpt)
+    exported = ckpt.suffix == ".nir"  # an exported graph (snnexp.export) with its sidecar
+    if exported:
+        sidecar = nir_export.read_sidecar(ckpt)
+        state, trained = {}, OmegaConf.create(sidecar["config"])
+    else:
+        state = checkpoint.load_checkpoint(ckpt)
+        trained = checkpoint.checkpoint_config(state, ckpt)
     run_cfg = eval_run_config(cfg, trained)
     check_config(run_cfg)
     tuning.configure(run_cfg.threads, cfg.cpu_tuning)
     device = builders.resolve_device(run_cfg.device)
     pool = builders.build_pool(run_cfg.dataset)
-    learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,
-                                         f"ckpt_path={ckpt}")
+    if exported:
+        learner = nir_reader.load_learner(ckpt, sidecar, run_cfg, pool.image_shape, device)
+    else:
+        learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,
+                                             f"ckpt_path={ckpt}")
     sampler: Any = builders.build_sampler(pool.splits()["test"], run_cfg.way, run_cfg.shot,
                                           run_cfg.query, run_cfg.seed, "test")
     noise = None
@@ -68,7 +78,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     result = evaluation.run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = evaluation.metrics_record(
         run_cfg, learner, pool.name, "completed",
-        **evaluation.evaluation_sections(ckpt, trained, checkpoint.trained_episodes(state), noise),
+        **evaluation.evaluation_sections(ckpt, trained, checkpoint.trained_episodes(state)
+                                         if state else None, noise),
         **result)
     evaluation.write_metrics(run_cfg.paths.output_dir, metrics)
     evaluation.log_summary(metrics, run_cfg.paths.output_dir, evaluate_again=False)

@@ -69,6 +69,7 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     queries = cfg.way * cfg.query
     test["per_episode"] = {"queries": queries, "episodes_sha1": fingerprint,
                            "correct": per_episode_correct(accs, queries)}
+    test.update(learner.neurobench() if hasattr(learner, "neurobench") else {})
     return {"test": test, "spikes": learner.spike_stats()}
 
 

@@ -72,6 +72,13 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
     if metrics.get("threads"):
         threads = metrics["threads"]
         timing += f" | {threads} torch thread{'s' if threads > 1 else ''}"
+    energy = metrics.get("spikes", {})
+    if "energy/snn_pj" in energy:
+        uj = lambda key: f"{energy[key] / 1e6:.2f}"  # noqa: E731
+        lines.append(row("energy / sample", (
+            f"SNN {uj('energy/snn_pj')} vs ANN twin {uj('energy/ann_pj')} uJ arithmetic only | "
+            f"with a weight fetch per event {uj('energy/snn_pj_weight_fetch')} vs "
+            f"{uj('energy/ann_pj_weight_fetch')} uJ")))
     lines += [row("time", timing), row("run dir", display_path(run_dir)),
               row("metrics", display_path(Path(run_dir) / METRICS_FILE))]
     if eval_command:

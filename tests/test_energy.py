@@ -29,6 +29,9 @@ def test_formulas_on_a_hand_example():
     assert figures["energy/snn_pj"] == pytest.approx(946.0)
     assert figures["energy/ann_pj"] == pytest.approx(2300.0)
     assert figures["energy/ann_over_snn"] == pytest.approx(2300 / 946)
+    # one 10 pJ weight read per event: 946 + (1000 + 10) * 10 and 2300 + 500 * 10
+    assert figures["energy/snn_pj_weight_fetch"] == pytest.approx(11046.0)
+    assert figures["energy/ann_pj_weight_fetch"] == pytest.approx(7300.0)
 
 
 def test_ann_run_has_no_snn_energy():

@@ -62,3 +62,13 @@ def test_without_a_terminal_progress_logs_count_rate_and_time_left(caplog):
     assert len(lines) == 9  # every step but the last, at interval 0
     assert lines[3].startswith("test: 4/10 episodes (40%), ")
     assert lines[3].endswith(" left") and "episodes/s" in lines[3]
+
+
+def test_summary_gives_both_energy_figures_labelled(tmp_path: Path):
+    metrics = metrics_with([9], [5], [3])
+    metrics["spikes"] = {"energy/snn_pj": 1.5e6, "energy/ann_pj": 6.0e6,
+                         "energy/snn_pj_weight_fetch": 4.25e6,
+                         "energy/ann_pj_weight_fetch": 1.9e7}
+    line = [ln for ln in summary_lines(metrics, tmp_path, None) if ln.startswith("energy")]
+    assert line == ["energy / sample    SNN 1.50 vs ANN twin 6.00 uJ arithmetic only | "
+                    "with a weight fetch per event 4.25 vs 19.00 uJ"]

@@ -25,6 +25,7 @@ import snntorch as snn
 import torch
 from torch import nn
 
+from snnexp import neurobench
 from snnexp.energy import energy_figures
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
@@ -87,7 +88,7 @@ class ProtoNetLearner(Learner):
             return self._forward(x)
         with SpikeRecorder(self.net) as record:
             embeddings = self._forward(x)
-        self._count(images.shape[0], x if not static else None, record)
+        self._count(images.shape[0], x if not static else None, record, images)
         return embeddings
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,32 +190,40 @@ class ProtoNetLearner(Learner):
                    if isinstance(module, snn.SpikingNeuron) for key in module.state_dict()}
         self.net.load_state_dict({k: own[k] if k in neurons else v for k, v in weights.items()})
 
-    def _count(self, batch: int, encoded: torch.Tensor | None, record: SpikeRecorder) -> None:
-        """Accumulate spikes, SynOps (spikes x fan-out) and analog MACs of an eval forward."""
+    def _count(self, batch: int, encoded: torch.Tensor | None, record: SpikeRecorder,
+               images: torch.Tensor | None = None) -> None:
+        """Accumulate spikes, SynOps (spikes x fan-out), analog MACs and the counts of the
+        NeuroBench metrics (neuron-steps, non-zero analog inputs) of an eval forward."""
         self._samples += batch
         stats, macs = self._totals, getattr(self.net, "macs", None)
+        add = lambda key, value: stats.__setitem__(key, stats.get(key, 0.0) + value)  # noqa: E731
         if self.analog:
             for i, op_macs in enumerate(macs or []):
-                stats[f"layer{i + 1}/macs"] = stats.get(f"layer{i + 1}/macs", 0.0) + op_macs * batch
+                add(f"layer{i + 1}/macs", op_macs * batch)
             return
         if encoded is None:  # analog input: the first layer does MACs once per forward
+            self._static_input = True
             if macs:
-                stats["input/macs"] = stats.get("input/macs", 0.0) + macs[0] * batch
+                add("input/macs", macs[0] * batch)
+            if images is not None:
+                add("input/nonzero", float((images != 0).sum()))
         else:
             spikes = float(encoded.sum())
             first = fan_out(record.ops[0]) if record.ops else 0
-            stats["input/spikes"] = stats.get("input/spikes", 0.0) + spikes
-            stats["input/synops"] = stats.get("input/synops", 0.0) + spikes * first
+            add("input/spikes", spikes)
+            add("input/synops", spikes * first)
         for i, (spikes, (sent, reach)) in enumerate(zip(record.spikes, record.sent, strict=True)):
-            for key, value in (("spikes", spikes), ("synops", sent * reach)):
-                name = f"layer{i + 1}/{key}"
-                stats[name] = stats.get(name, 0.0) + value
+            add(f"layer{i + 1}/spikes", spikes)
+            add(f"layer{i + 1}/synops", sent * reach)
+        for i, slots in enumerate(record.activations):
+            add(f"layer{i + 1}/activations", slots)
 
     def spike_stats(self) -> dict[str, float]:
         """Per-sample spikes, SynOps and MACs of the eval forwards since the last reset, with
         the energy estimate of ``snnexp.energy`` (``energy/snn_pj`` vs ``energy/ann_pj``)."""
         n = max(self._samples, 1)
-        stats = {key: value / n for key, value in self._totals.items()}
+        stats = {key: value / n for key, value in self._totals.items()
+                 if not key.endswith(("/activations", "/nonzero"))}
         for kind in ("spikes", "synops", "macs"):
             parts = [v for k, v in stats.items() if k.endswith(f"/{kind}")]
             if parts:
@@ -223,6 +232,41 @@ class ProtoNetLearner(Learner):
         if self._samples and macs:
             stats.update(energy_figures(stats, ann_macs=sum(macs)))
         return stats
+
+    def neurobench(self) -> dict[str, float]:
+        """NeuroBench's metrics per layer and total, per sample, of the eval forwards since
+        the last reset (``snnexp.neurobench``). Layer ``l`` is synaptic op ``l`` with its
+        neurons: its dense operations are ``macs_l`` per step (once for the first layer on a
+        static analog input, as computed), its effective ACs the spikes it receives times
+        their fan-out (the SynOps of ``spike_stats``), its effective MACs the non-zero analog
+        inputs times their fan-out."""
+        net, n = self.net, max(self._samples, 1)
+        stats = {key: value / n for key, value in self._totals.items()}
+        static = getattr(self, "_static_input", False)
+        steps = 1 if self.analog else self.num_steps
+        blocks = list(zip(getattr(net, "ops", []), getattr(net, "norms", []),
+                          getattr(net, "lifs", []), strict=False))
+        layers = []
+        for i, (op, norm, lif) in enumerate(blocks):
+            synaptic = [m for m in op.modules() if isinstance(m, SYNAPTIC)][0]
+            modules = (op, norm, lif)
+            first = i == 0
+            inputs = stats.get("input/synops", 0.0) if first else \
+                stats.get(f"layer{i}/synops", 0.0)
+            layers.append(neurobench.LayerCount(
+                name=f"layer{i + 1}",
+                activations=stats.get(f"layer{i + 1}/activations", 0.0),
+                spikes=stats.get(f"layer{i + 1}/spikes", 0.0),
+                dense=float(net.macs[i]) * (1 if (first and static) or self.analog else steps),
+                # the ANN twin: its MACs counted as effective (zero activations not counted)
+                macs=float(net.macs[i]) if self.analog else
+                stats.get("input/nonzero", 0.0) * fan_out(synaptic) if first else 0.0,
+                acs=0.0 if self.analog else inputs,
+                footprint=float(sum(t.numel() * t.element_size() for m in modules
+                                    for t in (*m.parameters(), *m.buffers()))),
+                weights=float(synaptic.weight.numel()),
+                zero_weights=float((synaptic.weight == 0).sum())))
+        return neurobench.figures(layers) if self._samples else {}
 
     def reset_spike_stats(self) -> None:
         self._totals: dict[str, float] = {}

@@ -52,6 +52,11 @@ class SpikingConvNet(nn.Module):
             is a non-spiking leaky integrator ``v[t] = beta * v[t-1] + I[t]``, no threshold and
             no reset; the embedding is its time-mean membrane, linear in the spikes it
             receives) or ``"spikes"`` (time-mean spikes of the last layer).
+        readout_pool: the 2x2 pooling of the last layer when its block pools (``snell4``):
+            ``"max"`` or ``"avg"``. An average of membranes is linear, so the integrator
+            readout with ``avg`` maps exactly to NIR (``snnexp.nir_export``); a max-pool over
+            membranes does not. Earlier layers always max-pool (their spikes are binary).
+            ``"max"`` when not given: configs saved before the key, backbones without it.
 
     Attributes:
         time_steps: ``False`` for the ANN twin (it takes the images, unencoded).
@@ -60,9 +65,9 @@ class SpikingConvNet(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], specs: list[BlockSpec], *,
                  neuron: str, padding: str, beta: float, learn_beta: bool, threshold: float,
-                 readout: str, spike_grad: Callable) -> None:
+                 readout: str, spike_grad: Callable, readout_pool: str = "max") -> None:
         super().__init__()
-        self.readout, self.specs = readout, specs
+        self.readout, self.specs, self.readout_pool = readout, specs, readout_pool
         self.time_steps = neuron != "relu"
         self.ops, self.norms, self.lifs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.macs: list[int] = []  # multiply-accumulates per sample of each op
@@ -122,7 +127,13 @@ class SpikingConvNet(nn.Module):
     def _pool(self, h: torch.Tensor, i: int) -> torch.Tensor:
         if not self.specs[i].pool:
             return h
-        return nn.functional.max_pool2d(h.flatten(0, 1), 2).unflatten(0, h.shape[:2])
+        return self._pool2d(h.flatten(0, 1), i).unflatten(0, h.shape[:2])
+
+    def _pool2d(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        """2x2 pooling of ``[N, C, H, W]``: max, or average on the last layer when
+        ``readout_pool="avg"``."""
+        avg = self.readout_pool == "avg" and i == len(self.specs) - 1
+        return nn.functional.avg_pool2d(h, 2) if avg else nn.functional.max_pool2d(h, 2)
 
     def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -131,7 +142,7 @@ class SpikingConvNet(nn.Module):
             last = i == len(self.ops) - 1
             h = pre if last and self.readout != "spikes" else torch.relu(pre)
             if self.specs[i].pool:
-                h = nn.functional.max_pool2d(h, 2)
+                h = self._pool2d(h, i)
         return h.flatten(1)
 
 

@@ -65,6 +65,7 @@ class SpikeRecorder:
         self.keep = rasters
         self._handles: list[Any] = []
         self._spikes: dict[int, float] = {}
+        self._slots: dict[int, float] = {}  # neuron-steps: the activations of NeuroBench
         self._events: dict[int, float] = {}
         self._traces: dict[int, list[torch.Tensor]] = {}
         self._mems: dict[int, list[torch.Tensor]] = {}
@@ -89,6 +90,7 @@ class SpikeRecorder:
             mems = out[-1] if isinstance(out, tuple) else None
             if getattr(module, "fires", True):
                 self._spikes[i] = self._spikes.get(i, 0.0) + float(spikes.detach().sum())
+                self._slots[i] = self._slots.get(i, 0.0) + float(spikes.numel())
                 if self.keep:
                     self._traces.setdefault(i, []).append(spikes.detach())
             if self.keep and last and mems is not None:
@@ -106,6 +108,11 @@ class SpikeRecorder:
     @property
     def spikes(self) -> list[float]:
         return [self._spikes[i] for i in self._firing()]
+
+    @property
+    def activations(self) -> list[float]:
+        """Neuron-steps (spike tensor elements) per firing layer, summed over the calls."""
+        return [self._slots[i] for i in self._firing()]
 
     @property
     def sent(self) -> list[tuple[float, int]]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from snnexp import neurobench
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
 from snnexp.models.rstdp.config import check_relations, make_params
@@ -232,6 +233,37 @@ class RSTDPLearner(Learner):
         stats["total/spikes"] = sum(stats[f"{k}/spikes"] for k in self._spikes)
         stats["total/synops"] = sum(stats[f"{k}/synops"] for k in self._spikes)
         return stats
+
+    def neurobench(self) -> dict[str, float]:
+        """NeuroBench's metrics per test sample (``snnexp.neurobench``): ``hidden`` (input
+        spikes -> the hidden filters at the ``(g pool)^2`` positions that reach the readout,
+        the ones a test simulates) and ``output`` (pooled hidden spikes -> ``way`` outputs,
+        the readout of the last episode). Every input is a spike, so every effective
+        operation is an AC (the ``synops`` of ``spike_stats``)."""
+        n_hidden, n_out = self._spikes["hidden"][1], self._spikes["output"][1]
+        if not n_hidden or not n_out:
+            return {}
+        stats = self.spike_stats()
+        h, w, g = grid_shape(self.input_shape, self.hp)
+        positions = (g * self.hp.pool) ** 2
+        n_in = int(np.prod(self.w_hidden.shape[:-1]))
+        filters, way, steps = self.hp.filters, self._way(), self.num_steps
+        readout = self.last_readout if self.last_readout is not None else np.zeros((0, 0))
+        nbytes = lambda *arrays: float(sum(np.asarray(a).nbytes for a in arrays  # noqa: E731
+                                           if a is not None))
+        layers = [
+            neurobench.LayerCount(
+                "hidden", activations=steps * positions * filters,
+                spikes=stats["hidden/spikes"], dense=steps * positions * n_in * filters,
+                acs=stats["input/synops"], footprint=nbytes(self.w_hidden, self.theta),
+                weights=float(self.w_hidden.size),
+                zero_weights=float(np.sum(self.w_hidden == 0))),
+            neurobench.LayerCount(
+                "output", activations=steps * way, spikes=stats["output/spikes"],
+                dense=steps * g * g * filters * way, acs=stats["hidden/synops"],
+                footprint=nbytes(readout, self.last_theta), weights=float(readout.size),
+                zero_weights=float(np.sum(readout == 0)))]
+        return neurobench.figures(layers)
 
     def _way(self) -> int:
         return 0 if self.last_readout is None else int(self.last_readout.shape[1])
