@@ -24,7 +24,8 @@ def tiny_learner() -> ProtoNetLearner:
         net.ops[0][1].bias.zero_()
         net.ops[1][1].weight.copy_(torch.tensor([[3.0, 0.0]]))
         net.ops[1][1].bias.zero_()
-    return ProtoNetLearner(net, DirectEncoder(), [1, 1, 2], num_steps=2, distance="squared")
+    return ProtoNetLearner(net, DirectEncoder(), [1, 1, 2], num_steps=2, distance="squared",
+                           precision="fp32")
 
 
 def test_protonet_figures_by_hand():

@@ -71,9 +71,11 @@ class LeakyLayer(Leaky):
 
     def forward(self, cur: torch.Tensor, num_steps: int, static: bool = False,  # type: ignore[override]
                 keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # membranes integrate in float32 whatever the precision of the synaptic op (bf16
-        # autocast): a bf16 membrane would lose small currents against a large potential
-        return leaky_scan(self, cur.float(), num_steps, static, keep_mem)
+        # membranes integrate in at least float32 whatever the precision of the synaptic op
+        # (bf16 autocast): a bf16 membrane would lose small currents against a large potential
+        if cur.dtype in (torch.bfloat16, torch.float16):
+            cur = cur.float()
+        return leaky_scan(self, cur, num_steps, static, keep_mem)
 
 
 class LeakyIntegrator(LeakyLayer):
