@@ -98,6 +98,37 @@ def membrane_figure(membrane: Any, threshold: float | None, name: str = "last la
     return fig
 
 
+def input_frames_figure(frames: Any, name: str = "input") -> Any:
+    """The input of one sample over time: one panel per time step (its frame, events of all
+    polarities summed per pixel, white on black) and a last panel of all steps together, each
+    pixel coloured by the step of its first event.
+
+    Args:
+        frames: ``[T, C, H, W]`` event counts (``encoder=frames``) or spikes of one sample.
+    """
+    from matplotlib.figure import Figure
+
+    counts = np.asarray(frames, dtype=np.float32).sum(axis=1)  # [T, H, W]
+    steps = len(counts)
+    fig = Figure(figsize=(FIG_WIDTH, FIG_WIDTH / (steps + 1) + 0.9), dpi=DPI,
+                 layout="constrained")
+    axes = fig.subplots(1, steps + 1, squeeze=False)[0]
+    top = max(float(counts.max()), 1.0)
+    for t, ax in enumerate(axes[:steps]):
+        ax.imshow(counts[t], cmap="gray", vmin=0, vmax=top, interpolation="nearest")
+        ax.set_title(f"t={t}: {int(counts[t].sum())}", fontsize=7)
+    first = np.where(counts.any(axis=0), counts.astype(bool).argmax(axis=0), np.nan)
+    axes[-1].imshow(first, cmap="viridis", vmin=0, vmax=max(steps - 1, 1),
+                    interpolation="nearest")
+    axes[-1].set_title("first step", fontsize=7)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: {int(counts.sum())} events over {steps} steps (per step: count)",
+                 fontsize=8)
+    return fig
+
+
 def figure_to_rgb(fig: Any) -> np.ndarray:
     """Render ``fig`` with Agg into a float32 ``[3, H, W]`` image in ``[0, 1]``
     (``H, W = height, width in inches x dpi``)."""

@@ -37,7 +37,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     device = builders.resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     pool = builders.build_pool(cfg.dataset)
-    splits = pool.splits()
+    splits = builders.build_splits(pool, cfg)
     train_sampler = builders.build_sampler(splits["train"], cfg.train_way, cfg.train_shot,
                                            cfg.train_query, cfg.seed, "train")
     make_val = lambda: builders.build_sampler(splits["val"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
