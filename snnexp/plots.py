@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 FIG_WIDTH, FIG_HEIGHT, DPI = 6.0, 4.0, 100
+PANEL_WIDTH = 1.6  # inches per raster panel, at least (titles of 3 lines at 8 pt)
 MAX_NEURONS = 128  # neurons drawn in a raster panel; more firing ones are subsampled evenly
 MAX_TRACES = 8  # membrane traces drawn
 
@@ -40,7 +41,9 @@ def raster_figure(layers: dict[str, Any], max_neurons: int = MAX_NEURONS) -> Any
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(FIG_WIDTH, FIG_HEIGHT), dpi=DPI, layout="constrained")
+    # wider than FIG_WIDTH beyond 3 panels, so that each panel's title fits above it
+    width = max(FIG_WIDTH, PANEL_WIDTH * len(layers))
+    fig = Figure(figsize=(width, FIG_HEIGHT), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
     for ax, (name, spikes) in zip(axes, layers.items(), strict=True):
         flat = np.asarray(spikes, dtype=np.float32).reshape(len(spikes), -1)  # [T, N]
