@@ -63,6 +63,22 @@ def build_pool(dataset_cfg: DictConfig) -> ClassPool:
     return instantiate(dataset_cfg)
 
 
+def build_splits(pool: ClassPool, cfg: DictConfig) -> dict[str, Split]:
+    """``pool.splits()``; an event pool's splits binned into frames once by the encoder
+    (``snnexp.encoding.FramesEncoder.bin``, ``T = model.num_steps``): ``Split.images`` is then
+    ``uint8 [N, T, P, H, W]``."""
+    splits = pool.splits()
+    if not hasattr(pool, "sensor_size"):
+        return splits
+    encoder = instantiate(cfg.encoder)
+    if not getattr(encoder, "events", False):
+        raise UserError(f"dataset={pool.name} gives event streams: use encoder=frames (not "
+                        f"{type(encoder).__name__})")
+    steps = int(cfg.model.num_steps)
+    return {name: Split(encoder.bin(split.events, split.sensor_size, steps), split.labels)
+            for name, split in splits.items()}
+
+
 def build_sampler(split: Split, way: int, shot: int, query: int, seed: int,
                   phase: str) -> EpisodeSampler:
     return EpisodeSampler(split.images, split.labels, way, shot, query,

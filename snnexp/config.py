@@ -85,6 +85,47 @@ class FolderConfig(PoolConfig):
 
 
 
+@dataclass
+class EventPoolConfig(PoolConfig):
+    """Event datasets (``snnexp.data.events.EventPool``): tonic's transforms of the events."""
+
+    denoise_us: float | None = bounded(0, open_low=True)
+    downsample: float = bounded(0, 1, open_low=True)
+
+
+@dataclass
+class OmniglotStrokesConfig(EventPoolConfig):
+    """``dataset=omniglot_strokes`` (``snnexp.data.strokes``): pen events, split by alphabet."""
+
+    root: str = MISSING
+    sensor_size: int = bounded(4)
+    timing: str = choice("recorded", "uniform")
+    test_alphabets: list[str] | None = MISSING
+    val_alphabets: list[str] | None = MISSING
+    cache_dir: str | None = MISSING
+
+
+@dataclass
+class TonicDatasetConfig(EventPoolConfig):
+    """``dataset=nmnist|pokerdvs`` (``snnexp.data.neuromorphic``): tonic's files."""
+
+    root: str = MISSING
+    download: bool = MISSING
+    max_per_class: int | None = bounded(1)
+
+
+@dataclass
+class NMNISTConfig(TonicDatasetConfig):
+    first_saccade_only: bool = MISSING
+
+
+@dataclass
+class EventFolderConfig(EventPoolConfig):
+    """``dataset=event_folder`` (``snnexp.data.events.load_event_folder``)."""
+
+    root: str = MISSING
+    sensor_size: list[int] | None = MISSING
+
 
 @dataclass
 class PathsConfig:
@@ -170,6 +211,8 @@ SCHEMAS: dict[str, type] = {
     "protonet_schema": ProtoNetConfig, "rstdp_schema": RSTDPConfig,
     "pool_schema": PoolConfig, "idx_schema": IdxConfig,
     "omniglot_schema": OmniglotConfig, "folder_schema": FolderConfig,
+    "omniglot_strokes_schema": OmniglotStrokesConfig, "tonic_dataset_schema": TonicDatasetConfig,
+    "nmnist_schema": NMNISTConfig, "event_folder_schema": EventFolderConfig,
 }
 
 

@@ -66,8 +66,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     else:
         learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,
                                              f"ckpt_path={ckpt}")
-    sampler: Any = builders.build_sampler(pool.splits()["test"], run_cfg.way, run_cfg.shot,
-                                          run_cfg.query, run_cfg.seed, "test")
+    test_split = builders.build_splits(pool, run_cfg)["test"]
+    sampler: Any = builders.build_sampler(test_split, run_cfg.way, run_cfg.shot, run_cfg.query,
+                                          run_cfg.seed, "test")
     noise = None
     if cfg.get("noise") is not None:
         noise = builders.instantiate(cfg.noise, seed=builders.phase_seed(run_cfg.seed, "noise"))

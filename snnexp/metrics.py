@@ -68,8 +68,12 @@ def accuracy(logits: Any, labels: torch.Tensor) -> float:
 
 def pixel_prototype_logits(support_x: torch.Tensor, support_y: torch.Tensor,
                            query_x: torch.Tensor) -> torch.Tensor:
-    """Nearest-prototype control in input space: ``-||x_q - mean_k x||^2`` over flat pixels."""
+    """Nearest-prototype control in input space: ``-||x_q - mean_k x||^2`` over flat pixels.
+
+    Event frames ``[B, T, P, H, W]`` are summed over time first (the pixels of all events)."""
     way = int(support_y.max()) + 1
+    if support_x.dim() == 5:
+        support_x, query_x = support_x.float().sum(1), query_x.float().sum(1)
     return prototype_logits(support_x.flatten(1), support_y, query_x.flatten(1), way, "squared")
 
 

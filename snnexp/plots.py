@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 FIG_WIDTH, FIG_HEIGHT, DPI = 6.0, 4.0, 100
+PANEL_WIDTH = 1.6  # inches per raster panel, at least (titles of 3 lines at 8 pt)
 MAX_NEURONS = 128  # neurons drawn in a raster panel; more firing ones are subsampled evenly
 MAX_TRACES = 8  # membrane traces drawn
 
@@ -40,7 +41,9 @@ def raster_figure(layers: dict[str, Any], max_neurons: int = MAX_NEURONS) -> Any
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(FIG_WIDTH, FIG_HEIGHT), dpi=DPI, layout="constrained")
+    # wider than FIG_WIDTH beyond 3 panels, so that each panel's title fits above it
+    width = max(FIG_WIDTH, PANEL_WIDTH * len(layers))
+    fig = Figure(figsize=(width, FIG_HEIGHT), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
     for ax, (name, spikes) in zip(axes, layers.items(), strict=True):
         flat = np.asarray(spikes, dtype=np.float32).reshape(len(spikes), -1)  # [T, N]
@@ -95,6 +98,37 @@ def membrane_figure(membrane: Any, threshold: float | None, name: str = "last la
     ax.set_title(f"{name}: membrane of {len(shown)} of {n} neurons{fires}", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.tick_params(labelsize=7)
+    return fig
+
+
+def input_frames_figure(frames: Any, name: str = "input") -> Any:
+    """The input of one sample over time: one panel per time step (its frame, events of all
+    polarities summed per pixel, white on black) and a last panel of all steps together, each
+    pixel coloured by the step of its first event.
+
+    Args:
+        frames: ``[T, C, H, W]`` event counts (``encoder=frames``) or spikes of one sample.
+    """
+    from matplotlib.figure import Figure
+
+    counts = np.asarray(frames, dtype=np.float32).sum(axis=1)  # [T, H, W]
+    steps = len(counts)
+    fig = Figure(figsize=(FIG_WIDTH, FIG_WIDTH / (steps + 1) + 0.9), dpi=DPI,
+                 layout="constrained")
+    axes = fig.subplots(1, steps + 1, squeeze=False)[0]
+    top = max(float(counts.max()), 1.0)
+    for t, ax in enumerate(axes[:steps]):
+        ax.imshow(counts[t], cmap="gray", vmin=0, vmax=top, interpolation="nearest")
+        ax.set_title(f"t={t}: {int(counts[t].sum())}", fontsize=7)
+    first = np.where(counts.any(axis=0), counts.astype(bool).argmax(axis=0), np.nan)
+    axes[-1].imshow(first, cmap="viridis", vmin=0, vmax=max(steps - 1, 1),
+                    interpolation="nearest")
+    axes[-1].set_title("first step", fontsize=7)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: {int(counts.sum())} events over {steps} steps (per step: count)",
+                 fontsize=8)
     return fig
 
 

@@ -57,6 +57,9 @@ def test_every_model_and_encoder_instantiates_and_predicts(compose_cfg, model, e
     learner = builders.build_learner(cfg, (1, 8, 8), torch.device("cpu"))
     assert learner.name == model
     support_x, query_x = torch.rand(2, 1, 8, 8), torch.rand(3, 1, 8, 8)
+    if encoder == "frames":  # event frames [B, T, C, H, W] (snnexp.builders.build_splits)
+        support_x, query_x = (torch.randint(0, 3, (n, 2, 1, 8, 8), dtype=torch.uint8)
+                              for n in (2, 3))
     logits = torch.as_tensor(learner.predict(support_x, torch.tensor([0, 1]), query_x))
     assert logits.shape == (3, 2)
 

@@ -84,6 +84,8 @@ class ProtoNetLearner(Learner):
         In eval mode the forward's spikes, SynOps and MACs are added to ``spike_stats()``."""
         static = getattr(self.encoder, "static", False) or self.analog
         x = images if static else self.encoder(images, self.num_steps)
+        if self.analog and hasattr(self.encoder, "summed"):  # the ANN twin on event frames
+            x = self.encoder.summed(images)
         if self.net.training:
             return self._forward(x)
         with SpikeRecorder(self.net) as record:
@@ -133,21 +135,28 @@ class ProtoNetLearner(Learner):
     def summaries(self, support_x: Any, support_y: Any) -> dict[str, dict[str, Any]]:
         """TensorBoard pictures of one support sample's forward, the weights and embeddings.
 
-        ``raster/layers``: the spike raster of sample 0, one panel per spiking layer;
+        ``raster/layers``: the spike raster of sample 0, one panel per spiking layer (and
+        its input first, when the encoder's input changes over time); ``frames/input``: that
+        input frame by frame (``encoder=frames``: the events of each time bin);
         ``membrane/last_layer``: the last layer's membrane traces with its threshold (figures
         of ``snnexp.plots``); ``weights/<name>`` histograms; the support embeddings with their
         labels for the projector.
         """
-        from snnexp.plots import membrane_figure, raster_figure
+        from snnexp.plots import input_frames_figure, membrane_figure, raster_figure
 
         self.net.eval()
         figures: dict[str, Any] = {}
         with SpikeRecorder(self.net, rasters=True) as record:
             embeddings = self.embed(support_x)
         first = lambda trace: trace[:, 0].float().cpu().numpy()  # sample 0: [T, ...]
+        inputs = {}
+        if getattr(self.encoder, "events", False) and not self.analog:
+            inputs["input"] = first(self.encoder(support_x[:1], self.num_steps))
+            figures["frames/input"] = input_frames_figure(inputs["input"])
         if record.rasters:
             figures["raster/layers"] = raster_figure(
-                {f"layer{i + 1}": first(layer) for i, layer in enumerate(record.rasters)})
+                {**inputs, **{f"layer{i + 1}": first(layer)
+                              for i, layer in enumerate(record.rasters)}})
         if record.membrane is not None:
             membrane, threshold = record.membrane
             figures["membrane/last_layer"] = membrane_figure(
