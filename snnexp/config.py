@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from snnexp.errors import UserError
+from snnexp.models.hybrid.config import HybridConfig
 from snnexp.models.protonet.config import ProtoNetConfig
 from snnexp.models.rstdp.config import RSTDPConfig
 from snnexp.schema import bounded, check_section, choice, documented
@@ -209,6 +210,7 @@ class ExportConfig:
 SCHEMAS: dict[str, type] = {
     "train_schema": TrainConfig, "eval_schema": EvalConfig, "export_schema": ExportConfig,
     "protonet_schema": ProtoNetConfig, "rstdp_schema": RSTDPConfig,
+    "hybrid_schema": HybridConfig,
     "pool_schema": PoolConfig, "idx_schema": IdxConfig,
     "omniglot_schema": OmniglotConfig, "folder_schema": FolderConfig,
     "omniglot_strokes_schema": OmniglotStrokesConfig, "tonic_dataset_schema": TonicDatasetConfig,

@@ -52,6 +52,7 @@ def run_test(cfg: DictConfig, learner: Any, sampler: Any, input_shape: tuple,
     with torch.random.fork_rng():  # the same initial weights as this run started from
         torch.manual_seed(cfg.seed)
         untrained = builders.build_learner(cfg, input_shape, device)
+        untrained.reset_to_untrained()
     learner.reset_spike_stats()
     predictors = {"acc": learner.predict_episodes,
                   "acc_pixel": per_episode(pixel_prototype_logits),

@@ -40,7 +40,7 @@ ROWS = [
     ("shot=0", ["shot=0"], ["shot=0"]),
     ("query=0", ["query=0"], ["query=0"]),
     ("shot+query_too_large", ["shot=30", "query=15"], ["train_shot+train_query", "30"]),
-    ("unknown_model", ["model=nope"], ["model=nope: must be one of protonet, rstdp"]),
+    ("unknown_model", ["model=nope"], ["model=nope: must be one of hybrid, protonet, rstdp"]),
     ("unknown_dataset", ["dataset=nope"],
      ["dataset=nope", "digits, event_folder, fashion_mnist, folder, kmnist, mnist, nmnist, "
       "omniglot, omniglot_strokes, pokerdvs"]),

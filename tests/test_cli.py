@@ -220,7 +220,7 @@ def test_optuna_preset_with_sqlite_storage(tmp_path):
 
 
 @pytest.mark.parametrize(("check", "override", "line"), [
-    (exit_on_bad_group_choice, "model=nope", "model=nope: must be one of protonet, rstdp"),
+    (exit_on_bad_group_choice, "model=nope", "model=nope: must be one of hybrid, protonet, rstdp"),
     (exit_on_bad_group_choice, "+encoder=direct,nope",
      "encoder=nope: must be one of direct, frames, latency, rate"),
     (exit_on_bad_group_choice, "logger=null",

@@ -50,9 +50,11 @@ def test_train_shape_follows_the_test_shape_unless_set(compose_cfg):
 
 @pytest.mark.parametrize("model", options("model"))
 @pytest.mark.parametrize("encoder", options("encoder"))
-def test_every_model_and_encoder_instantiates_and_predicts(compose_cfg, model, encoder):
+def test_every_model_and_encoder_instantiates_and_predicts(compose_cfg, model, encoder, request):
+    # model=hybrid needs a protonet checkpoint (a tiny one on the 8x8 digits)
+    extra = [f"init_from={request.getfixturevalue('trained_run')}"] if model == "hybrid" else []
     cfg = compose_cfg(f"model={model}", f"encoder={encoder}", "model.num_steps=2", "way=2",
-                      "shot=1")
+                      "shot=1", *extra)
     check_config(cfg)
     learner = builders.build_learner(cfg, (1, 8, 8), torch.device("cpu"))
     assert learner.name == model

@@ -81,6 +81,13 @@ class Learner(ABC):
         raise UserError(f"model={self.name} cannot start from another run's weights "
                         "(model=protonet can)")
 
+    def reset_to_untrained(self) -> None:
+        """Go back to the weights before any training: ``snnexp.evaluation.run_test`` calls it
+        on a freshly built learner to make the untrained control. A fresh learner has them
+        already (the default does nothing); one whose constructor loads trained weights
+        (``model=hybrid``'s embedding) restores its random initial ones."""
+        return None
+
     @property
     def encoding(self) -> str:
         """The input code this learner's spikes come from (``metrics.json``'s ``encoder``)."""

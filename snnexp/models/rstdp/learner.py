@@ -36,6 +36,7 @@ from snnexp.models.rstdp.readout import (
     draw_readout,
     logits,
     run_output,
+    support_scale,
     train_readouts,
 )
 from snnexp.models.rstdp.views import activity_counts, receptive_field_grid
@@ -144,7 +145,7 @@ class RSTDPLearner(Learner):
         for support_x, support_y, query_x in tasks:
             y = to_numpy(support_y).astype(np.int64)
             sup, qry = self._hidden(support_x, learn), self._hidden(query_x, learn)
-            scale = np.float32(max(float(sup.pooled.sum(axis=2).mean()), 1e-6))
+            scale = support_scale(sup.pooled)
             sup_u.append(sup.pooled / scale)
             qry_u.append(qry.pooled / scale)
             labels.append(y)
@@ -274,7 +275,7 @@ class RSTDPLearner(Learner):
         self.predict(support_x, support_y, support_x[:1])
         spikes = self._encode(support_x[:1])
         run = simulate_hidden(spikes, self.w_hidden, self.theta, self.lif, self.hp, record=True)
-        scale = np.float32(max(float(run.pooled.sum(axis=2).mean()), 1e-6))
+        scale = support_scale(run.pooled)
         out = activity_counts(run.pooled / scale, self.last_readout, self.last_theta,
                               self.rp.gain, self.lif)
         figures = {"raster/layers": raster_figure({"input": spikes[:, 0], "hidden": run.raw[:, 0],

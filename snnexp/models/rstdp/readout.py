@@ -53,6 +53,12 @@ class OutputRun(NamedTuple):
     elig: np.ndarray | None
 
 
+def support_scale(u_support: np.ndarray) -> np.float32:
+    """The support set's mean total input per step, ``mean_{t,b} sum_d u[t, b, d]`` of
+    ``u_support`` [T, n, D] (floored at ``1e-6``): the readout's inputs are divided by it."""
+    return np.float32(max(float(u_support.sum(axis=2).mean()), 1e-6))
+
+
 def eligibility_kernel(t_steps: int, stdp: STDPParams, dt: float) -> np.ndarray:
     """``M`` [T, T] with ``e_T = sum_s u_s (x) (M @ s_post)_s`` (closed form of the MSTDPET sum).
 
