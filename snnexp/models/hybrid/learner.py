@@ -155,6 +155,11 @@ class HybridLearner(Learner):
         self._initial = copy.deepcopy(self.net.state_dict())  # random init: untrained control
         self.net.load_state_dict(state["learner"]["net"])
         self.encoder = self.embedding.encoder
+        if getattr(encoder, "events", False) != getattr(self.encoder, "events", False):
+            raise UserError(f"encoder={type(encoder).__name__}: model=hybrid encodes with its "
+                            f"checkpoint's encoder ({type(self.encoder).__name__}); event "
+                            "frames need a checkpoint trained on them, and images one trained "
+                            "on images")
         self.num_steps = int(num_steps or cfg.model.num_steps)
         self.embedding.num_steps = self.num_steps
         self.device = torch.device(device)
