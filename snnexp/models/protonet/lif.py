@@ -28,10 +28,6 @@ with ``k[t] = 1 - r[t]`` for ``zero`` and ``1`` otherwise. The scan is fused onl
 spike function is a ``snnexp.models.protonet.surrogate.Surrogate`` (forward ``H``, a known
 derivative); other modules (another spike function, per-neuron beta, graded spikes, learnable
 threshold, inhibition, state quantisation, no reset delay) run through ``step_leaky``.
-
-On the CPU in float32 with the fast-sigmoid surrogate and a fixed beta, both recurrences run
-as compiled kernels (``snnexp.models.protonet.lif_kernels``: one pass over memory per
-direction, identical results); the torch ops below are the reference and the path elsewhere.
 """
 
 from __future__ import annotations
@@ -39,11 +35,9 @@ from __future__ import annotations
 import torch
 from snntorch import Leaky
 
-from snnexp.models.protonet import lif_kernels
-from snnexp.models.protonet.surrogate import FastSigmoid, Surrogate
+from snnexp.models.protonet.surrogate import Surrogate
 
 RESET_MODES = {0: "subtract", 1: "zero", 2: "none"}
-KERNELS = True  # False: always the torch ops (the reference the kernels are tested against)
 
 
 def fusable(lif: Leaky) -> bool:
@@ -152,10 +146,7 @@ class _LeakyScan(torch.autograd.Function):
         spikes = cur.new_empty((num_steps, size))
         mems = cur.new_empty((num_steps, size)) if save_mem else None
         theta = float(threshold)
-        ctx.kernels = use_kernels(cur, beta, spike_grad)
-        if ctx.kernels:
-            lif_kernels.forward(cur2, static, float(beta), theta, mode, spikes, mems)
-        for lo in range(0, 0 if ctx.kernels else size, CHUNK):
+        for lo in range(0, size, CHUNK):
             hi = min(lo + CHUNK, size)
             _forward_chunk(cur2[lo:hi] if static else cur2[:, lo:hi], spikes[:, lo:hi],
                            None if mems is None else mems[:, lo:hi], beta, theta, static, mode)
@@ -172,12 +163,6 @@ class _LeakyScan(torch.autograd.Function):
         grad_spikes = None if grad_spikes is None else grad_spikes.reshape(steps, size)
         grad_mems = None if grad_mems is None or not grad_mems.numel() else \
             grad_mems.reshape(steps, size)
-        if ctx.kernels:
-            adj = spikes.new_empty((steps, size))
-            lif_kernels.adjoint(mems, spikes, grad_spikes, grad_mems, float(beta),
-                                float(threshold), ctx.spike_grad.slope, ctx.mode == 1, adj)
-            grad_cur = adj.sum(0) if ctx.static else adj
-            return grad_cur.view(ctx.shape), None, None, None, None, None, None, None, None
         grad_cur = spikes.new_empty(size if ctx.static else (steps, size))
         grad_beta = beta.new_zeros((), dtype=mems.dtype) if ctx.needs_input_grad[1] else None
         scratch = mems.new_empty((2 if ctx.static else 1, steps, min(CHUNK, size)))
@@ -200,12 +185,6 @@ class _LeakyScan(torch.autograd.Function):
                 torch.sum(adj, 0, out=grad_cur[lo:hi])
         grad_beta = None if grad_beta is None else grad_beta.to(beta.dtype).reshape(beta.shape)
         return grad_cur.view(ctx.shape), grad_beta, None, None, None, None, None, None, None
-
-
-def use_kernels(cur: torch.Tensor, beta: torch.Tensor, spike_grad: Surrogate) -> bool:
-    """Whether the compiled kernels compute this scan (else the torch ops below)."""
-    return (KERNELS and cur.device.type == "cpu" and cur.dtype == torch.float32
-            and type(spike_grad) is FastSigmoid and not beta.requires_grad)
 
 
 CHUNK = 1 << 15  # neurons per chunk: ~128 KB per time slice, a few MB over 50 steps
