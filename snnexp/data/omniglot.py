@@ -125,6 +125,17 @@ def read_bundled(image_size: int | list[int], root: str
     return images, labels, characters, folders
 
 
+def refuse_class_splits(dataset: str, pool_args: dict[str, Any], **class_lists: Any) -> None:
+    """One line for a class list or a non-class split given to an alphabet-split dataset."""
+    for key, value in class_lists.items():
+        if value is not None:
+            raise UserError(f"dataset.{key}={list(value)}: {dataset} splits by alphabet; use "
+                            "dataset.test_alphabets / dataset.val_alphabets instead")
+    if pool_args.get("split", "classes") != "classes":
+        raise UserError(f"dataset.split={pool_args['split']}: {dataset} supports only classes "
+                        "(alphabet-disjoint splits)")
+
+
 def load_omniglot(root: str, image_size: int | list[int] = 28,
                   test_alphabets: list[str] | None = None,
                   val_alphabets: list[str] | None = None, invert: bool = True,
@@ -145,14 +156,8 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
         train_classes, test_classes, val_classes: not used (the alphabets decide); must be unset.
         pool_args: the other ``ClassPool`` options (``rotations``, ...).
     """
-    for key, value in (("train_classes", train_classes), ("test_classes", test_classes),
-                       ("val_classes", val_classes)):
-        if value is not None:
-            raise UserError(f"dataset.{key}={list(value)}: omniglot splits by alphabet; use "
-                            "dataset.test_alphabets / dataset.val_alphabets instead")
-    if pool_args.get("split", "classes") != "classes":
-        raise UserError(f"dataset.split={pool_args['split']}: omniglot supports only classes "
-                        "(alphabet-disjoint splits)")
+    refuse_class_splits("omniglot", pool_args, train_classes=train_classes,
+                        test_classes=test_classes, val_classes=val_classes)
     if (Path(root).expanduser() / "omniglot-py").is_dir():
         images, labels, characters, folders = read_folders(root, image_size, cache_dir)
         source = f"{Path(root).expanduser() / 'omniglot-py'}"

@@ -30,7 +30,7 @@ import torch
 
 from snnexp.checkpoint import atomic_write
 from snnexp.data.events import EVENT_DTYPE, EventPool
-from snnexp.data.omniglot import alphabet_split
+from snnexp.data.omniglot import alphabet_split, refuse_class_splits
 from snnexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,8 @@ def load_omniglot_strokes(root: str, sensor_size: int = 28, timing: str = "recor
             training characters (drawn with ``split_seed``).
         pool_args: the other ``EventPool`` options (``rotations``, ``denoise_us``, ...).
     """
-    for key, value in (("train_classes", train_classes), ("test_classes", test_classes),
-                       ("val_classes", val_classes)):
-        if value is not None:
-            raise UserError(f"dataset.{key}={list(value)}: omniglot_strokes splits by alphabet; "
-                            "use dataset.test_alphabets / dataset.val_alphabets instead")
-    if pool_args.get("split", "classes") != "classes":
-        raise UserError(f"dataset.split={pool_args['split']}: omniglot_strokes supports only "
-                        "classes (alphabet-disjoint splits)")
+    refuse_class_splits("omniglot_strokes", pool_args, train_classes=train_classes,
+                        test_classes=test_classes, val_classes=val_classes)
     if timing not in TIMINGS:
         raise UserError(f"dataset.timing={timing}: must be one of {', '.join(TIMINGS)}")
     if not (isinstance(sensor_size, int) and sensor_size >= 4):
