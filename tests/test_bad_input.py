@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import runpy
 import shlex
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli
+from helpers.cli import run_cli, run_main
 from helpers.configs import CONF_DIR, REPO, TINY
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -176,22 +175,6 @@ def row_args(workspace: dict, row_id: str) -> list[str]:
     common = ["test_episodes=3", "threads=1"] if row_id.startswith("eval_") else TINY
     return [*common, f"hydra.run.dir={workspace['outputs'] / run_dir_name(row_id)}",
             *(a.format(prev=workspace["prev"], tmp=workspace["files"]) for a in args)]
-
-
-def run_main(args: list[str], capfd, monkeypatch, module: str = "train") -> tuple[int, str]:
-    """``python -m snnexp.<module> <args>`` in this process -> (exit code, stdout + stderr)."""
-    monkeypatch.setattr(sys, "argv", [str(REPO / "snnexp" / f"{module}.py"), *args])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    GlobalHydra.instance().clear()
-    try:
-        runpy.run_module(f"snnexp.{module}", run_name="__main__")  # = python -m snnexp.<module>
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capfd.readouterr()
-    return code, out.out + out.err
 
 
 def check_row(workspace: dict, row_id: str, code: int, output: str, expected: list[str],

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers.configs import REPO, TINY_DIGITS, compose
+from helpers.cli import run_main
+from helpers.configs import TINY_DIGITS, compose
 from helpers.runs import evaluate, read_metrics, train_tiny
-from hydra.core.global_hydra import GlobalHydra
 
 from snnexp import builders
 from snnexp.checkpoint import save_checkpoint
@@ -105,22 +103,6 @@ def test_hybrid_run_end_to_end(protonet_run: Path, tmp_path: Path) -> None:
     assert metrics["spikes"]["readout/spikes"] > 0
     again = evaluate(tmp_path / "eval", f"ckpt_path={run}")
     assert again["test"]["acc"] == test["acc"]  # the stored embedding and readout RNG
-
-
-def run_main(args: list[str], capfd, monkeypatch) -> tuple[int, str]:
-    """``python -m snnexp.train <args>`` in this process -> (exit code, stdout + stderr)."""
-    monkeypatch.setattr(sys, "argv", [str(REPO / "snnexp" / "train.py"), *args])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    GlobalHydra.instance().clear()
-    try:
-        runpy.run_module("snnexp.train", run_name="__main__")
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    out = capfd.readouterr()
-    return code, out.out + out.err
 
 
 @pytest.mark.parametrize("case", ["none", "rstdp", "ann_twin"])

@@ -125,6 +125,22 @@ def read_bundled(image_size: int | list[int], root: str
     return images, labels, characters, folders
 
 
+def character_ids(alphabet_of: np.ndarray, split: dict[str, list[str]], val_fraction: float,
+                  split_seed: int) -> dict[str, list[int]]:
+    """Class ids of each part of an ``alphabet_split`` (``alphabet_of[i]``: class ``i``'s
+    alphabet); with no validation alphabets, ``val_fraction`` of the training characters,
+    drawn with ``split_seed``, validate."""
+    ids = {part: np.flatnonzero(np.isin(alphabet_of, names)).tolist()
+           for part, names in split.items()}
+    if not split["val"]:
+        rng = np.random.default_rng(split_seed)
+        held = set(rng.choice(ids["train"], int(round(len(ids["train"]) * val_fraction)),
+                              replace=False).tolist())
+        ids["val"] = sorted(held)
+        ids["train"] = [c for c in ids["train"] if c not in held]
+    return ids
+
+
 def refuse_class_splits(dataset: str, pool_args: dict[str, Any], **class_lists: Any) -> None:
     """One line for a class list or a non-class split given to an alphabet-split dataset."""
     for key, value in class_lists.items():
@@ -168,14 +184,7 @@ def load_omniglot(root: str, image_size: int | list[int] = 28,
     split = alphabet_split(folders, test_alphabets, val_alphabets)
     image_format = ImageFormat(pixel_max=255.0, invert=invert)
     x = to_unit_range(images, image_format)
-    ids = {part: np.flatnonzero(np.isin(alphabet_of, names)).tolist()
-           for part, names in split.items()}
-    if not split["val"]:
-        rng = np.random.default_rng(split_seed)
-        held = set(rng.choice(ids["train"], int(round(len(ids["train"]) * val_fraction)),
-                              replace=False).tolist())
-        ids["val"] = sorted(held)
-        ids["train"] = [c for c in ids["train"] if c not in held]
+    ids = character_ids(alphabet_of, split, val_fraction, split_seed)
     log.info("omniglot from %s: %d characters, %d images | train %d chars (%s) | val %d | "
              "test %d (%s)", source, len(characters), len(labels), len(ids["train"]),
              ", ".join(split["train"]), len(ids["val"]), len(ids["test"]), ", ".join(split["test"]))

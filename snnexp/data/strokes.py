@@ -30,7 +30,7 @@ import torch
 
 from snnexp.checkpoint import atomic_write
 from snnexp.data.events import EVENT_DTYPE, EventPool
-from snnexp.data.omniglot import alphabet_split, refuse_class_splits
+from snnexp.data.omniglot import alphabet_split, character_ids, refuse_class_splits
 from snnexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,7 @@ def load_omniglot_strokes(root: str, sensor_size: int = 28, timing: str = "recor
     alphabet_of = np.array([c.split("/")[0] for c in names])
     split = alphabet_split({a: "images_background" for a in dict.fromkeys(alphabet_of)},
                            test_alphabets, val_alphabets)
-    ids = {part: np.flatnonzero(np.isin(alphabet_of, alphabets)).tolist()
-           for part, alphabets in split.items()}
-    if not split["val"]:
-        rng = np.random.default_rng(split_seed)
-        held = set(rng.choice(ids["train"], int(round(len(ids["train"]) * val_fraction)),
-                              replace=False).tolist())
-        ids["val"], ids["train"] = sorted(held), [c for c in ids["train"] if c not in held]
+    ids = character_ids(alphabet_of, split, val_fraction, split_seed)
     log.info("omniglot_strokes from %s: %d characters, %d drawings, %s timing, sensor %dx%d | "
              "train %d chars (%s) | val %d | test %d (%s)", Path(root).expanduser() / FOLDER,
              len(names), len(events), timing, sensor_size, sensor_size, len(ids["train"]),
