@@ -211,7 +211,6 @@ class ProtoNetLearner(Learner):
                 add(f"layer{i + 1}/macs", op_macs * batch)
             return
         if encoded is None:  # analog input: the first layer does MACs once per forward
-            self._static_input = True
             if macs:
                 add("input/macs", macs[0] * batch)
             if images is not None:
@@ -251,7 +250,7 @@ class ProtoNetLearner(Learner):
         inputs times their fan-out."""
         net, n = self.net, max(self._samples, 1)
         stats = {key: value / n for key, value in self._totals.items()}
-        static = getattr(self, "_static_input", False)
+        static = getattr(self.encoder, "static", False)  # analog input, computed once
         steps = 1 if self.analog else self.num_steps
         blocks = list(zip(getattr(net, "ops", []), getattr(net, "norms", []),
                           getattr(net, "lifs", []), strict=False))
