@@ -68,7 +68,7 @@ def build_splits(pool: ClassPool, cfg: DictConfig) -> dict[str, Split]:
     (``snnexp.encoding.FramesEncoder.bin``, ``T = model.num_steps``): ``Split.images`` is then
     ``uint8 [N, T, P, H, W]``."""
     splits = pool.splits()
-    if not hasattr(pool, "sensor_size"):
+    if not is_event_pool(pool):
         return splits
     encoder = instantiate(cfg.encoder)
     if not getattr(encoder, "events", False):
@@ -77,6 +77,23 @@ def build_splits(pool: ClassPool, cfg: DictConfig) -> dict[str, Split]:
     steps = int(cfg.model.num_steps)
     return {name: Split(encoder.bin(split.events, split.sensor_size, steps), split.labels)
             for name, split in splits.items()}
+
+
+def is_event_pool(pool: ClassPool) -> bool:
+    """Whether ``pool`` holds event streams (``snnexp.data.events.EventPool``), not images."""
+    return hasattr(pool, "sensor_size")
+
+
+def build_noisy(sampler: EpisodeSampler, noise_cfg: DictConfig, pool: ClassPool, key: str,
+                seed: int, phase: str) -> Any:
+    """``sampler`` with the images of its episodes corrupted by the ``noise`` option
+    ``noise_cfg`` (``snnexp.noise``), seeded by the phase's stream; refused for event data."""
+    from snnexp.noise import NoisySampler
+
+    if is_event_pool(pool):
+        raise UserError(f"{key}: defined for images; dataset={pool.name} gives event streams "
+                        f"(allowed with it: {key}=null)")
+    return NoisySampler(sampler, instantiate(noise_cfg, seed=phase_seed(seed, phase)))
 
 
 def build_sampler(split: Split, way: int, shot: int, query: int, seed: int,

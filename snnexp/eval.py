@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from snnexp import builders, checkpoint, evaluation, nir_export, nir_reader, tuning
 from snnexp import cli as cli_
 from snnexp.config import CONF_DIR, check_config, register_configs
-from snnexp.noise import NoisySampler
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -69,10 +68,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     test_split = builders.build_splits(pool, run_cfg)["test"]
     sampler: Any = builders.build_sampler(test_split, run_cfg.way, run_cfg.shot, run_cfg.query,
                                           run_cfg.seed, "test")
-    noise = None
     if cfg.get("noise") is not None:
-        noise = builders.instantiate(cfg.noise, seed=builders.phase_seed(run_cfg.seed, "noise"))
-        sampler = NoisySampler(sampler, noise)
+        sampler = builders.build_noisy(sampler, cfg.noise, pool, "noise", run_cfg.seed, "noise")
+    noise = getattr(sampler, "noise", None)
     log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)

@@ -20,9 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from snnexp import builders, checkpoint, evaluation, tuning
 from snnexp import cli as cli_
 from snnexp.config import CONF_DIR, check_config, register_configs
-from snnexp.errors import UserError
 from snnexp.loop import Interrupted, MetaTrainer
-from snnexp.noise import NoisySampler
 from snnexp.progress import bar_wanted
 from snnexp.resume import load_resume
 
@@ -43,11 +41,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     train_sampler: Any = builders.build_sampler(splits["train"], cfg.train_way, cfg.train_shot,
                                                 cfg.train_query, cfg.seed, "train")
     if cfg.get("train_noise") is not None:
-        if hasattr(pool, "sensor_size"):
-            raise UserError(f"train_noise: defined for images; dataset={pool.name} gives event "
-                            "streams (allowed with it: train_noise=null)")
-        train_sampler = NoisySampler(train_sampler, builders.instantiate(
-            cfg.train_noise, seed=builders.phase_seed(cfg.seed, "train_noise")))
+        train_sampler = builders.build_noisy(train_sampler, cfg.train_noise, pool, "train_noise",
+                                             cfg.seed, "train_noise")
     make_val = lambda: builders.build_sampler(splits["val"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
                                               cfg.seed, "val")
     make_test = lambda: builders.build_sampler(splits["test"], cfg.way, cfg.shot, cfg.query,  # noqa: E731

@@ -71,3 +71,18 @@ def test_train_noise_corrupts_training_episodes_only(tmp_path) -> None:
         clean["test"]["per_episode"]["episodes_sha1"]  # the same test episodes
     assert noisy["test"]["acc_pixel"] == clean["test"]["acc_pixel"]  # clean test images
     assert noisy["train"]["loss"] != clean["train"]["loss"]  # trained on other (noisy) images
+
+
+@pytest.mark.parametrize("key", ["noise", "train_noise"])
+def test_noise_on_event_data_is_refused_in_one_line(key) -> None:
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from snnexp.builders import build_noisy
+
+    events = SimpleNamespace(name="omniglot_strokes", sensor_size=(28, 28, 1))
+    node = OmegaConf.create({"_target_": "snnexp.noise.GaussianNoise", "std": 0.2})
+    with pytest.raises(UserError, match=rf"^{key}: defined for images; "
+                                        rf"dataset=omniglot_strokes .*: {key}=null\)$"):
+        build_noisy(None, node, events, key, 0, "noise")
