@@ -169,16 +169,14 @@ class HybridLearner(Learner):
 
     # ----------------------------------------------------------------------------- features
     def _pool(self, spikes: torch.Tensor, k: int) -> torch.Tensor:
-        """The network's own max-pooling after the ``k``-th spiking layer (``specs``)."""
+        """The network's own pooling after the ``k``-th spiking layer (``SpikingConvNet.pool``;
+        a backbone without block specs: none)."""
         specs = getattr(self.net, "specs", None)
         if specs is None or len(specs) != len(spiking_layers(self.net)):
             return spikes
         firing = [i for i, m in enumerate(spiking_layers(self.net))
                   if getattr(m, "fires", True)]
-        if not specs[firing[k]].pool:
-            return spikes
-        return torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(
-            0, spikes.shape[:2])
+        return self.net.pool(spikes, firing[k])
 
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:

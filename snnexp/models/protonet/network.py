@@ -108,8 +108,8 @@ class SpikingConvNet(nn.Module):
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
             spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
-            out = self._pool(spikes, i)
-            h = self._pool(mems, i) if last and self.readout != "spikes" else out
+            out = self.pool(spikes, i)
+            h = self.pool(mems, i) if last and self.readout != "spikes" else out
         return h.mean(0).flatten(1)
     @staticmethod
     def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:
@@ -124,7 +124,9 @@ class SpikingConvNet(nn.Module):
             cur = cur.contiguous(memory_format=torch.channels_last)
         return cur if static else cur.unflatten(0, h.shape[:2])
 
-    def _pool(self, h: torch.Tensor, i: int) -> torch.Tensor:
+    def pool(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        """Block ``i``'s pooling of ``[T, B, C, H, W]`` over all steps (the identity for a
+        block without pooling)."""
         if not self.specs[i].pool:
             return h
         return self._pool2d(h.flatten(0, 1), i).unflatten(0, h.shape[:2])
