@@ -183,6 +183,7 @@ class EvalConfig:
     shot: int | None = None
     query: int | None = None
     test_episodes: int | None = None
+    split: str = choice("test", "val")
     seed: int | None = None
     device: str | None = None
     threads: int | None = None

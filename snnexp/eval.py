@@ -6,7 +6,9 @@
 
 Keys left ``null`` in ``conf/eval.yaml`` keep the checkpoint's training values, so a plain
 ``ckpt_path=<run dir>`` reproduces the run's own test. The test is ``snnexp.evaluation.run_test``
-(the same episodes, the same pixel and untrained controls); ``noise`` corrupts the support and
+(the same episodes, the same pixel and untrained controls); ``split=val`` draws the episodes from
+the validation classes instead (the training run's validation episodes, first
+``val_episodes`` of them), to choose options without the test; ``noise`` corrupts the support and
 query images of every test episode (``snnexp.noise``). ``ckpt_path=<file>.nir`` tests a graph
 written by ``snnexp.export`` through ``snnexp.nir_reader`` (its sidecar JSON beside it gives the
 training config, the encoder, ``T``, the readout and the distance).
@@ -22,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnexp import builders, checkpoint, evaluation, nir_export, nir_reader, tuning
 from snnexp import cli as cli_
-from snnexp.config import CONF_DIR, check_config, register_configs
+from snnexp.config import CONF_DIR, EvalConfig, check_config, register_configs
+from snnexp.schema import check_section
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -47,6 +50,7 @@ def eval_run_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``test_episodes`` episodes; write and return ``metrics.json``."""
+    check_section(cfg, EvalConfig, "")
     ckpt = checkpoint.resolve_checkpoint(cfg.ckpt_path, "tested")
     exported = ckpt.suffix == ".nir"  # an exported graph (snnexp.export) with its sidecar
     if exported:
@@ -65,20 +69,20 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     else:
         learner = checkpoint.restore_learner(run_cfg, state, pool.image_shape, device,
                                              f"ckpt_path={ckpt}")
-    test_split = builders.build_splits(pool, run_cfg)["test"]
-    sampler: Any = builders.build_sampler(test_split, run_cfg.way, run_cfg.shot, run_cfg.query,
-                                          run_cfg.seed, "test")
+    split = builders.build_splits(pool, run_cfg)[cfg.split]
+    sampler: Any = builders.build_sampler(split, run_cfg.way, run_cfg.shot, run_cfg.query,
+                                          run_cfg.seed, cfg.split)
     if cfg.get("noise") is not None:
         sampler = builders.build_noisy(sampler, cfg.noise, pool, "noise", run_cfg.seed, "noise")
     noise = getattr(sampler, "noise", None)
-    log.info("eval %s | model=%s dataset=%s %d-way %d-shot | noise %s | %s", ckpt,
-             learner.name, pool.name, run_cfg.way, run_cfg.shot,
+    log.info("eval %s | model=%s dataset=%s %s classes %d-way %d-shot | noise %s | %s", ckpt,
+             learner.name, pool.name, cfg.split, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)
     result = evaluation.run_test(run_cfg, learner, sampler, pool.image_shape, device)
     metrics = evaluation.metrics_record(
         run_cfg, learner, pool.name, "completed",
         **evaluation.evaluation_sections(ckpt, trained, checkpoint.trained_episodes(state)
-                                         if state else None, noise),
+                                         if state else None, noise, cfg.split),
         **result)
     evaluation.write_metrics(run_cfg.paths.output_dir, metrics)
     evaluation.log_summary(metrics, run_cfg.paths.output_dir, evaluate_again=False)

@@ -103,10 +103,11 @@ def training_sections(cfg: DictConfig, trainer: Any) -> dict[str, Any]:
 
 
 def evaluation_sections(ckpt: str | Path, trained: DictConfig, trained_episodes: int | None,
-                        noise: Any) -> dict[str, Any]:
+                        noise: Any, split: str) -> dict[str, Any]:
     """The entries of an evaluation's ``metrics.json``: the checkpoint, how it was trained
-    (``trained``: its stored config) and the input noise (``None`` or ``snnexp.noise``)."""
-    return {"ckpt_path": str(ckpt), "noise": noise.describe() if noise else None,
+    (``trained``: its stored config), the input noise (``None`` or ``snnexp.noise``) and the
+    classes the episodes came from (``split``: ``test`` or ``val``)."""
+    return {"ckpt_path": str(ckpt), "split": split, "noise": noise.describe() if noise else None,
             "trained": {"dataset": trained.dataset.get("name", trained.dataset._target_),
                         "way": trained.train_way, "shot": trained.train_shot,
                         "episodes": trained_episodes}}

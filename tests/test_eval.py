@@ -57,6 +57,24 @@ def test_eval_applies_noise_and_another_way_to_the_same_episodes(trained_run: Pa
     assert again["test"]["acc_pixel"] == noisy["test"]["acc_pixel"]
 
 
+def test_eval_on_the_validation_classes_repeats_the_runs_best_validation(
+        trained_run: Path, tmp_path: Path) -> None:
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    episodes = trained["val"]["episodes"]
+    metrics = evaluate(tmp_path, f"ckpt_path={trained_run}", "split=val",
+                       f"test_episodes={episodes}")
+    assert metrics["split"] == "val" and metrics["test"]["episodes"] == episodes
+    # best.pt on the validation episodes it was chosen on: the same accuracy
+    assert metrics["test"]["acc"] == pytest.approx(trained["val"]["acc_best"])
+    assert metrics["test"]["per_episode"]["episodes_sha1"] != \
+        trained["test"]["per_episode"]["episodes_sha1"]
+
+
+def test_eval_refuses_an_unknown_split(trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"^split=train: must be one of test, val$"):
+        evaluate(tmp_path, f"ckpt_path={trained_run}", "split=train")
+
+
 def test_eval_refuses_a_dataset_of_another_image_size(trained_run: Path, tmp_path: Path) -> None:
     from snnexp.api import load_learner
     from snnexp.checkpoint import restore_learner
