@@ -6,13 +6,14 @@
     python scripts/bench.py --peers --sizes 512 --rounds 2   # only the peer benchmark
 
 Sections: ``protonet`` (meta-training episodes/s vs the notebook's computation), ``flops``
-(achieved GFLOP/s of that step vs a matmul's), ``t98`` (training time to 98% validation
-accuracy on ``experiment=seed_mnist``), ``test`` (test episodes/s), ``rstdp`` (R-STDP synapse
-updates/s vs a per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training),
-``peers`` (one Linear + LIF layer, T=500, batch 16, forward + backward, in snnexp, snnTorch,
-Norse and SpikingJelly, and the layer's matmul floor: ``benchmarks/peers.py``; peers missing
-are skipped, ``pip install -e ".[bench]"`` installs them). ``peers`` runs at 512 and 4,096
-neurons when asked for (``--peers`` or ``peers``), at 512 only in a run of all sections.
+(achieved GFLOP/s of that step vs a matmul's), ``t98`` (training time to 98% validation accuracy on
+``experiment=seed_mnist``), ``test`` (test episodes/s), ``rstdp`` (R-STDP synapse updates/s vs a
+per-synapse loop), ``memory`` (peak memory of 20-way 5-shot training), ``profile`` (where the time
+of the ``protonet`` step goes, by part: ``benchmarks/step_profile.py``), ``peers`` (one Linear +
+LIF layer, T=500, batch 16, forward + backward, in snnexp, snnTorch, Norse and SpikingJelly, and
+the layer's matmul floor: ``benchmarks/peers.py``; peers missing are skipped, ``pip install -e
+".[bench]"`` installs them). ``peers`` runs at 512 and 4,096 neurons when asked for (``--peers`` or
+``peers``), at 512 only in a run of all sections.
 The measurement code is ``benchmarks/`` (next to ``scripts/``, not installed); the reference is
 ``benchmarks/notebook.py``.
 """
@@ -31,10 +32,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: benchmarks/
-from benchmarks import accuracy, memory, peers, protonet, rstdp  # noqa: E402
+from benchmarks import accuracy, memory, peers, protonet, rstdp, step_profile  # noqa: E402
 from benchmarks.protonet import Setting  # noqa: E402
 
-SECTIONS = ("protonet", "flops", "t98", "test", "rstdp", "memory", "peers")
+SECTIONS = ("protonet", "flops", "profile", "t98", "test", "rstdp", "memory", "peers")
 TARGETS = {"protonet_speedup": 3.0, "protonet_speedup_bf16": 3.0, "flop_fraction": 0.40,
            "flop_fraction_bf16": 0.40, "time_to_98_speedup": 10.0,
            "rstdp_speedup": 1000.0, "peers_speedup": 1.5}
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         res.update(protonet.flop_fraction(res["snnexp_train_s_per_episode"],
                                           bf16_s_per_episode=res.get(
                                               "snnexp_bf16_train_s_per_episode")))
+    if "profile" in sections:
+        res.update(step_profile.profile_table(images, labels))
     if "test" in sections:
         res.update(protonet.test_speed(seconds=args.seconds * 20, images=images, labels=labels))
     if "rstdp" in sections:
@@ -224,6 +227,21 @@ def _sec(run: dict) -> str:
     return f"{run['seconds']:.0f} s / {run['episodes']} ep{mark}"
 
 
+def profile_lines(profile: dict[str, dict[str, float]]) -> list[str]:
+    """The ``profile`` section: each part's share of the training step's CPU time."""
+    if not profile:
+        return []
+    parts = [k for k in next(iter(profile.values())) if k != "ms_per_step"]
+    head = ["part of the train step (self CPU time)",
+            *(f"{name} ({v['ms_per_step']:,.0f} ms/step)" for name, v in profile.items())]
+    body = [[part, *(f"{v[part]:.0%}" for v in profile.values())] for part in parts]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    line = lambda row: "| " + " | ".join(  # noqa: E731
+        c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+    return ["", line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *map(line, body)]
+
+
 def table(r: dict) -> str:
     head = ("figure", "snnexp", "reference", "ratio", "target", "met")
     body = rows(r)
@@ -231,13 +249,15 @@ def table(r: dict) -> str:
     def line(row: tuple[str, ...]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
 
-    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
-    out.append(f"\n{r['machine']}; torch threads {r['threads']}; load average "
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body),
+           ""] if body else []
+    out.append(f"{r['machine']}; torch threads {r['threads']}; load average "
                f"{r['load_before']:.2f} -> {r['load_after']:.2f}; bench {r['bench_wall_s']:.0f} s")
     if "time_to_98" in r:
         t = r["time_to_98"]
         out.append(f"t98: training seconds only (validation on {t['val_queries']} fixed queries "
                    "excluded); a run that hits its cap makes the ratio a lower bound.")
+    out += profile_lines(r.get("profile", {}))
     if r.get("peers_skipped"):
         out.append("peers skipped: " + ", ".join(f"{k} ({v})"
                                                  for k, v in r["peers_skipped"].items()))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers.scripts import load_script
 
-from benchmarks import memory, peers, protonet, rstdp
+from benchmarks import memory, peers, protonet, rstdp, step_profile
 from benchmarks.accuracy import time_to_accuracy
 from benchmarks.notebook import load_from, load_into, notebook_logits, notebook_train_step
 from benchmarks.protonet import Setting
@@ -224,3 +224,16 @@ def test_bench_prints_the_peer_table_and_its_json(monkeypatch, capsys):
     text = bench.table(res)
     assert "7 peers N=8 T=4 B=2" in text and "snnTorch Leaky" in text and "Norse" not in text
     assert ">= 1.5x" in text and "matmul floor" in text and "peers skipped: norse (" in text
+
+
+def test_step_profile_charges_every_operator_to_one_part():
+    images, labels = _images()
+    shares = step_profile.step_profile(TINY, images, labels)
+    parts = [part for part, _ in step_profile.PARTS] + [step_profile.OTHER]
+    assert set(shares) == {*parts, "ms_per_step"} and shares["ms_per_step"] > 0
+    assert sum(shares[p] for p in parts) == pytest.approx(1.0)
+    # a spiking conv net's step spends time in its scan, its pooling and its convolutions
+    for part in parts[:3]:
+        assert 0 < shares[part] < 1, part
+    lines = _bench_module().profile_lines({"fp32": shares})
+    assert lines[1].startswith("| part of the train step") and len(lines) == 3 + len(parts)
