@@ -46,7 +46,8 @@ METRICS = [("test_acc", ("test", "acc")), ("test_ci95", ("test", "ci95")),
            ("test_acc_untrained_ci95", ("test", "ci95_untrained")),
            ("val_acc_best", ("val", "acc_best")), ("train_episodes", ("train", "episodes")),
            ("train_wall_s", ("train", "wall_s")), ("test_episodes", ("test", "episodes"))]
-FIELDS = ["model", "dataset", "encoder", "way", "shot", "query", "seed", "status", "noise"]
+FIELDS = ["model", "dataset", "encoder", "way", "shot", "query", "seed", "status", "noise",
+          "split"]
 # columns averaged per group, and the column of a single run's interval over its test episodes
 AGGREGATED = {"test_acc": "test_ci95", "test_acc_pixel": "test_acc_pixel_ci95",
               "test_acc_untrained": "test_acc_untrained_ci95", "val_acc_best": None}
@@ -166,10 +167,11 @@ def group(rows: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(groups: list[dict[str, Any]], keys: list[str]) -> str:
+def markdown(groups: list[dict[str, Any]], keys: list[str], acc_label: str = "test acc") -> str:
     """The groups as a Markdown table, accuracies as ``mean ± ci95`` (a t-interval across the
-    runs of the group; ``*``: a group of one run, its interval over its test episodes)."""
-    header = [*keys, "n", "test acc", "pixel control", "untrained control", "val acc best"]
+    runs of the group; ``*``: a group of one run, its interval over its test episodes);
+    ``acc_label`` heads the model's accuracy (``accuracy_label``)."""
+    header = [*keys, "n", acc_label, "pixel control", "untrained control", "val acc best"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups:
         cells = [str(g[k]) for k in keys] + [str(g["n"])]
@@ -183,6 +185,13 @@ def markdown(groups: list[dict[str, Any]], keys: list[str]) -> str:
     note += "; * : a group of one run, its interval over its test episodes.\n" \
         if any(g["n"] == 1 for g in groups) else ".\n"
     return "\n".join(lines) + "\n" + note
+
+
+def accuracy_label(rows: list[dict[str, Any]]) -> str:
+    """``test acc``, or ``val acc`` when every run is an evaluation on the validation classes
+    (``snnexp.eval split=val``), else ``acc`` (the ``split`` column then tells them apart)."""
+    splits = {row.get("split") or "test" for row in rows}
+    return "test acc" if splits == {"test"} else "val acc" if splits == {"val"} else "acc"
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -542,7 +551,7 @@ def summarize(root: Path, group_by: list[str] | None = None, out: Path | None = 
     out = out or root / "summary"
     out.mkdir(parents=True, exist_ok=True)
     groups = group(rows, keys)
-    table = markdown(groups, keys)
+    table = markdown(groups, keys, accuracy_label(rows))
     diffs: list[dict[str, Any]] = []
     if baseline:
         chosen = parse_baseline(baseline, rows, keys)

@@ -243,3 +243,10 @@ def test_integer_axes_get_integer_tick_labels() -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "10"]
     assert list(ax.get_xticks()) == [1.0, 5.0, 10.0]
     plt.close(fig)
+
+
+def test_the_accuracy_column_names_the_classes_the_episodes_came_from():
+    label = load_script("summarize").accuracy_label
+    assert label([{"split": None}, {}]) == "test acc"  # training runs, plain evals
+    assert label([{"split": "val"}, {"split": "val"}]) == "val acc"  # eval split=val
+    assert label([{"split": "val"}, {"split": "test"}]) == "acc"
