@@ -437,7 +437,8 @@ def plot_accuracy(rows: list[dict[str, Any]], x: str | None, keys: list[str],
     spread = ("95% t-interval across seeds" if not one_run_groups else
               "95% t-interval over test episodes" if all_one_run else
               "95% t-interval across seeds;\nfor one run: over its test episodes")
-    axes[0][0].set_ylabel(f"test accuracy\n(mean ± {spread})", fontsize=9)
+    label = accuracy_label(rows).replace("acc", "accuracy")
+    axes[0][0].set_ylabel(f"{label}\n(mean ± {spread})", fontsize=9)
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=colours(i % colours.N), linestyle=style, marker=marker,
