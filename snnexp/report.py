@@ -59,7 +59,7 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
     classes = "validation" if metrics.get("split") == "val" else "test"  # eval split=val
     lines = [f"== {metrics['model']} on {metrics['dataset']}: {metrics['way']}-way "
              f"{metrics['shot']}-shot, {test['episodes']} {classes} episodes ==",
-             row(f"{classes[:4]} accuracy",
+             row("val accuracy" if classes == "validation" else "test accuracy",
                  f"{100 * test['acc']:.1f} ± {100 * test['ci95']:.1f} %")]
     for key, label in CONTROLS.items():
         if key in test and key in per_episode:

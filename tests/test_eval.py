@@ -13,6 +13,7 @@ import torch
 from helpers.runs import evaluate
 
 from snnexp.errors import UserError
+from snnexp.report import summary_lines
 
 
 def test_eval_without_overrides_reproduces_the_runs_own_test(trained_run: Path,
@@ -64,6 +65,8 @@ def test_eval_on_the_validation_classes_repeats_the_runs_best_validation(
     metrics = evaluate(tmp_path, f"ckpt_path={trained_run}", "split=val",
                        f"test_episodes={episodes}")
     assert metrics["split"] == "val" and metrics["test"]["episodes"] == episodes
+    lines = summary_lines(metrics, tmp_path, None)
+    assert f"{episodes} validation episodes" in lines[0] and lines[1].startswith("val accuracy")
     # best.pt on the validation episodes it was chosen on: the same accuracy
     assert metrics["test"]["acc"] == pytest.approx(trained["val"]["acc_best"])
     assert metrics["test"]["per_episode"]["episodes_sha1"] != \
