@@ -57,6 +57,30 @@ def test_readout_learns_separable_spike_patterns() -> None:
         assert (own > w[:, :50].mean(axis=1)).mean() > 0.8
 
 
+def test_hebbian_readout_imprints_the_scaled_class_sums_in_one_pass() -> None:
+    """``rule=hebbian``: W[:, k] = the support input of class k summed over samples and steps,
+    scaled to the l2 norm of a column of ``w_init`` and clipped; it draws no random numbers
+    and classifies separable patterns."""
+    p = readout_defaults()
+    lif, rp, stdp = LIFParams(**p["neuron"]), ReadoutParams(**p["readout"]), \
+        STDPParams(**{**p["stdp"], "w_max": 100.0})
+    rng = np.random.default_rng(1)
+    sup_y = [np.repeat(np.arange(5), 5) for _ in range(4)]
+    qry_y = np.repeat(np.arange(5), 10)
+    supports = [synthetic_spikes(rng, y) for y in sup_y]
+    queries = [synthetic_spikes(rng, qry_y) for _ in sup_y]
+    state = rng.bit_generator.state
+    out, w, theta, rate = learn_readouts(supports, sup_y, queries, rng, lif, stdp, rp,
+                                         rule="hebbian")
+    assert rng.bit_generator.state == state and not theta.any()
+    for e, (sup, y) in enumerate(zip(supports, sup_y, strict=True)):
+        u = sup / sup.sum(axis=2).mean()  # support_scale
+        sums = np.stack([u[:, y == k].sum(axis=(0, 1)) for k in range(5)], axis=1)
+        expected = sums * (rp.w_init * np.sqrt(60) / np.linalg.norm(sums, axis=0))
+        np.testing.assert_allclose(w[e], expected, rtol=1e-5)
+    assert ((logits(out).argmax(axis=-1) == qry_y).mean() > 0.9) and (rate > 0.9).all()
+
+
 @pytest.fixture(scope="module")
 def protonet_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny protonet on digits with enough time steps for its last layer to spike."""
@@ -89,11 +113,13 @@ def test_nothing_in_the_embedding_changes_during_an_episode(protonet_run: Path) 
     assert learner.spike_stats()["readout/synops"] > 0  # the penultimate layer fed it spikes
 
 
-def test_hybrid_run_end_to_end(protonet_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rule", ["rstdp", "hebbian"])
+def test_hybrid_run_end_to_end(rule: str, protonet_run: Path, tmp_path: Path) -> None:
     """Train (no episodes), test on the protonet's own test episodes, evaluate again."""
     run = tmp_path / "hybrid"
     metrics, _ = train(compose("train", *HYBRID, f"init_from={protonet_run}",
-                               "model.num_steps=12", f"paths.output_dir={run}"))
+                               "model.num_steps=12", f"model.rule={rule}",
+                               f"paths.output_dir={run}"))
     assert metrics["model"] == "hybrid" and metrics["status"] == "completed"
     test = metrics["test"]
     for key in ("acc", "acc_pixel", "acc_untrained"):

@@ -28,6 +28,7 @@ class HybridConfig:
     _target_: str = MISSING
     embedding_ckpt: str | None = MISSING
     layer: str = choice("last", "penultimate")
+    rule: str = choice("rstdp", "hebbian")
     num_steps: int | None = bounded(1)
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)

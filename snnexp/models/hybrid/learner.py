@@ -1,4 +1,4 @@
-"""A frozen spiking embedding with an R-STDP readout learned inside each episode.
+"""A frozen spiking embedding with a readout learned inside each episode by a local rule.
 
 Pipeline of one episode (support and query images in one forward; nothing trained by backprop):
 
@@ -19,7 +19,9 @@ Pipeline of one episode (support and query images in one forward; nothing traine
    of ``model=rstdp`` (``snnexp.models.rstdp.readout.train_readouts``, called, not copied). The
    rule is local: each synapse changes by its own pre/post spike timing times one global
    reward, as a neuromorphic chip's on-chip plasticity can (Stewart et al. 2020 learn the last
-   layer of a meta-trained SNN on Loihi).
+   layer of a meta-trained SNN on Loihi). ``model.rule=hebbian`` learns ``W`` instead in one
+   teacher-forced Hebbian pass (``imprint_readouts``): each output neuron clamped to fire on
+   its class's support samples, ``W[:, k]`` = the class's summed input, scaled.
 5. A query is classified by the output spike counts (ties: the free membrane drive).
 
 The untrained control of ``snnexp.evaluation.run_test`` (``reset_to_untrained``) is the same
@@ -51,6 +53,7 @@ from snnexp.models.rstdp.readout import (
     draw_readout,
     logits,
     run_output,
+    scale_columns,
     support_scale,
     train_readouts,
 )
@@ -74,32 +77,69 @@ def checkpoint_model(state: dict[str, Any]) -> str:
         return "unknown"
 
 
+def imprint_readouts(u: np.ndarray, labels: np.ndarray, way: int, rp: ReadoutParams,
+                     stdp: STDPParams) -> np.ndarray:
+    """Teacher-forced Hebbian learning of ``E`` readouts in one pass over their support sets.
+
+    Each output neuron is clamped to fire at every step of its own class's support samples
+    (the label as teacher), and each synapse grows by its presynaptic activity times that
+    postsynaptic spike: ``W[d, k] = sum_{b: y_b = k} sum_t u[t, b, d]``; then the synaptic
+    scaling of the R-STDP readout (``scale_columns``; with ``normalize=none`` every column is
+    divided by the largest weight). A query's output currents ``u_t @ W`` are then its
+    activity's dot products with the class sums: weight imprinting (Qi et al. 2018) done by a
+    local pre x post rule.
+
+    Args:
+        u: [T, E, n, D] normalised support input. labels: [E, n] in ``0..way-1``.
+
+    Returns:
+        ``W`` [E, D, way] in ``[stdp.w_min, stdp.w_max]``.
+    """
+    teacher = (labels[..., None] == np.arange(way)).astype(np.float32)  # [E, n, way]
+    w = np.einsum("tend,enk->edk", u, teacher).astype(np.float32)
+    if rp.normalize == "none":
+        top = np.maximum(w.max(axis=(-2, -1), keepdims=True), np.float32(1e-12))
+        return np.clip(w * (np.float32(stdp.w_max) / top), stdp.w_min, stdp.w_max)
+    return scale_columns(w, rp.w_init, rp.normalize, stdp)
+
+
 def learn_readouts(supports: list[np.ndarray], labels: list[np.ndarray],
                    queries: list[np.ndarray], rng: np.random.Generator, lif: LIFParams,
-                   stdp: STDPParams, rp: ReadoutParams
+                   stdp: STDPParams, rp: ReadoutParams, rule: str = "rstdp"
                    ) -> tuple[OutputRun, np.ndarray, np.ndarray, np.ndarray]:
-    """R-STDP readouts of ``E`` episodes from their spikes, and their answers to the queries.
+    """Readouts of ``E`` episodes learned from their spikes by ``rule``, and their answers to
+    the queries.
 
     Args:
         supports: per episode, support spikes [T, n, D]; labels: [n] in ``0..way-1``;
             queries: query spikes [T, m, D] (one shape for all episodes).
-        rng: draws each episode's initial weight noise and support orders, in episode order.
+        rng: draws each episode's initial weight noise and support orders, in episode order
+            (``rstdp``; ``hebbian`` draws nothing).
+        rule: ``rstdp`` (``train_readouts``: reward-modulated STDP, ``epochs`` passes) or
+            ``hebbian`` (``imprint_readouts``: one teacher-forced pass).
 
     Returns:
         ``(the queries' OutputRun with counts [E, m, way], W [E, D, way], theta [E, way],
-        reward rate [E])``; ``logits(run)`` are the scores.
+        rate [E])``: ``rate`` is R-STDP's reward rate over its training passes, or for
+        ``hebbian`` the fraction of support samples the learned readout classifies right;
+        ``logits(run)`` are the scores.
     """
     sup_u, qry_u, draws = [], [], []
     for sup, qry, y in zip(supports, queries, labels, strict=True):
         scale = support_scale(sup)
         sup_u.append(sup / scale)
         qry_u.append(qry / scale)
-        draws.append(draw_readout(rng, len(y), sup.shape[2], int(y.max()) + 1, rp))
+        if rule == "rstdp":
+            draws.append(draw_readout(rng, len(y), sup.shape[2], int(y.max()) + 1, rp))
     way = max(int(y.max()) + 1 for y in labels)
-    w, theta, reward_rate = train_readouts(np.stack(sup_u, axis=1), np.stack(labels), way,
-                                           draws, lif, stdp, rp)
+    u, y = np.stack(sup_u, axis=1), np.stack(labels)
+    if rule == "rstdp":
+        w, theta, rate = train_readouts(u, y, way, draws, lif, stdp, rp)
+    else:
+        w, theta = imprint_readouts(u, y, way, rp, stdp), np.zeros((len(y), way), np.float32)
+        rate = (logits(run_output(u, w, theta, rp.gain, lif, stdp)).argmax(-1) == y).mean(-1)
     out = run_output(np.stack(qry_u, axis=1), w, theta, rp.gain, lif, stdp)
-    return out, w, theta, reward_rate
+    return out, w, theta, rate
 
 
 class HybridLearner(Learner):
@@ -110,6 +150,7 @@ class HybridLearner(Learner):
         input_shape: ``(C, H, W)`` of the images; must be the checkpoint's.
         embedding_ckpt: run dir or ``.pt`` of a ``model=protonet`` run (spiking, not the twin).
         layer: ``last`` | ``penultimate``: the spiking layer whose spikes feed the readout.
+        rule: ``rstdp`` | ``hebbian``: the local rule that learns the readout (``learn_readouts``).
         num_steps: time steps per sample at readout time (``None``: the checkpoint's).
         neuron, readout, stdp: the readout's ``LIFParams``, ``ReadoutParams``, ``STDPParams``.
         seed: the readout's own RNG (initial weight noise, support order).
@@ -120,7 +161,7 @@ class HybridLearner(Learner):
     uses_optimizer = False
 
     def __init__(self, encoder: Any, input_shape: Any, *, embedding_ckpt: str | None,
-                 layer: str, num_steps: int | None, neuron: Mapping[str, Any],
+                 layer: str, rule: str, num_steps: int | None, neuron: Mapping[str, Any],
                  readout: Mapping[str, Any], stdp: Mapping[str, Any], seed: int,
                  device: str = "cpu") -> None:
         if not embedding_ckpt:
@@ -141,7 +182,7 @@ class HybridLearner(Learner):
         if tuple(int(s) for s in trained) != shape:
             raise UserError(f"{where}: trained on images {list(trained)} (C, H, W), this "
                             f"dataset has {list(shape)}")
-        self.layer = layer
+        self.layer, self.rule = layer, rule
         self.lif, self.rp = LIFParams(**neuron), ReadoutParams(**readout)
         self.stdp = STDPParams(**stdp)
         self.rng = np.random.default_rng(int(seed))
@@ -209,7 +250,7 @@ class HybridLearner(Learner):
             queries.append(spikes[:, len(y):])
             labels.append(y)
         out, w, theta, reward_rate = learn_readouts(supports, labels, queries, self.rng,
-                                                    self.lif, self.stdp, self.rp)
+                                                    self.lif, self.stdp, self.rp, self.rule)
         self._out[0] += float(out.counts.sum())
         self._out[1] += out.counts.shape[0] * out.counts.shape[1]
         self._way = w.shape[-1]
@@ -292,4 +333,4 @@ class HybridLearner(Learner):
 
     def __repr__(self) -> str:
         return (f"HybridLearner(embedding={Path(self.source)}, layer={self.layer}, "
-                f"num_steps={self.num_steps})")
+                f"rule={self.rule}, num_steps={self.num_steps})")
