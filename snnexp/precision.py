@@ -5,9 +5,7 @@ with AVX-512 BF16 or AMX; tensor cores on CUDA), while everything with state sta
 the LIF membranes (``v[t] = beta v[t-1] + I[t] - s[t-1] theta`` is scanned on float32
 currents), batch-norm statistics, the prototypes and distances, the loss, the weights and the
 optimizer. Spikes are 0/1 and exact in bfloat16, so the only rounding is of the weights (8 bits
-of mantissa) and of the analog first-layer input and the currents; the LIF layers emit their
-spikes in bfloat16 there, and whatever sums or averages them widens them first
-(``at_least_float32``).
+of mantissa) and of the analog first-layer input and the currents.
 """
 
 from __future__ import annotations
@@ -39,11 +37,6 @@ def check_precision(precision: str, device: torch.device) -> None:
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"precision=bf16: not supported on device={device.type} "
                         "(allowed: fp32; bf16 on cpu or cuda)")
-
-
-def at_least_float32(t: torch.Tensor) -> torch.Tensor:
-    """``t`` as float32 if it is a half-precision float (bf16, fp16), else unchanged."""
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 @contextlib.contextmanager

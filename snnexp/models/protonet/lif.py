@@ -36,7 +36,6 @@ import torch
 from snntorch import Leaky
 
 from snnexp.models.protonet.surrogate import Surrogate
-from snnexp.precision import at_least_float32
 
 RESET_MODES = {0: "subtract", 1: "zero", 2: "none"}
 
@@ -65,12 +64,12 @@ class LeakyLayer(Leaky):
     fires = True  # its spikes are the layer's output (counted, drawn in rasters)
 
     def forward(self, cur: torch.Tensor, num_steps: int, static: bool = False,  # type: ignore[override]
-                keep_mem: bool = True, spike_dtype: torch.dtype | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         # membranes integrate in at least float32 whatever the precision of the synaptic op
-        # (bf16 autocast): a bf16 membrane would lose small currents against a large potential.
-        # spike_dtype (None: the membranes'): spikes are 0/1, exact in any float type
-        return leaky_scan(self, at_least_float32(cur), num_steps, static, keep_mem, spike_dtype)
+        # (bf16 autocast): a bf16 membrane would lose small currents against a large potential
+        if cur.dtype in (torch.bfloat16, torch.float16):
+            cur = cur.float()
+        return leaky_scan(self, cur, num_steps, static, keep_mem)
 
 
 class LeakyIntegrator(LeakyLayer):
@@ -81,30 +80,26 @@ class LeakyIntegrator(LeakyLayer):
 
 
 def leaky_scan(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
-               keep_mem: bool = True, spike_dtype: torch.dtype | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+               keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``lif`` over time from a zero membrane.
 
     Args:
         lif: the ``snntorch.Leaky`` module (its beta, threshold, surrogate and reset).
         cur: input current ``[T, ...]``, or ``[...]`` when ``static`` (the same each step).
         num_steps: ``T``. keep_mem: also return the membranes.
-        spike_dtype: the spikes' float type (``None``: ``cur``'s); the membranes and the
-            gradient of ``cur`` stay in ``cur``'s.
 
     Returns:
         spikes ``[T, ...]`` (float 0/1) and membranes ``[T, ...]`` (``None`` unless
         ``keep_mem``), as ``lif`` stepped in a loop would give them.
     """
-    spike_dtype = spike_dtype or cur.dtype
     if not fusable(lif):
-        return step_leaky(lif, cur, num_steps, static, keep_mem, spike_dtype)
+        return step_leaky(lif, cur, num_steps, static, keep_mem)
     beta = lif.beta.clamp(0, 1)
     grad = torch.is_grad_enabled() and (cur.requires_grad or beta.requires_grad)
     perm = _dense_order(cur)  # e.g. channels-last: scan the memory as it lies, no copy
     spikes, mems = _LeakyScan.apply(cur.permute(perm), beta, lif.threshold, lif.spike_grad,
                                     num_steps, static, int(lif.reset_mechanism_val),
-                                    keep_mem, keep_mem or grad, spike_dtype)
+                                    keep_mem, keep_mem or grad)
     back = [0] + [1 + perm.index(d) for d in range(cur.dim())] if static else \
         [perm.index(d) for d in range(cur.dim())]
     return spikes.permute(back), (mems.permute(back) if keep_mem else None)
@@ -121,8 +116,7 @@ def _dense_order(t: torch.Tensor) -> list[int]:
 
 
 def step_leaky(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
-               keep_mem: bool = True, spike_dtype: torch.dtype | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+               keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The reference: ``lif`` stepped in a Python loop (same signature as ``leaky_scan``)."""
     mem = torch.zeros(cur.shape if static else cur.shape[1:], dtype=cur.dtype,
                       device=cur.device)
@@ -132,8 +126,7 @@ def step_leaky(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
         spikes.append(spk)
         if keep_mem:
             mems.append(mem)
-    return torch.stack(spikes).to(spike_dtype or cur.dtype), \
-        (torch.stack(mems) if keep_mem else None)
+    return torch.stack(spikes), (torch.stack(mems) if keep_mem else None)
 
 
 class _LeakyScan(torch.autograd.Function):
@@ -146,11 +139,11 @@ class _LeakyScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cur, beta, threshold, spike_grad, num_steps, static, mode, keep_mem,
-                save_mem, spike_dtype):
+                save_mem):
         cur = cur.contiguous()
         cur2 = cur.view(-1) if static else cur.view(num_steps, -1)
         size = cur2.shape[-1]
-        spikes = cur.new_empty((num_steps, size), dtype=spike_dtype)
+        spikes = cur.new_empty((num_steps, size))
         mems = cur.new_empty((num_steps, size)) if save_mem else None
         theta = float(threshold)
         for lo in range(0, size, CHUNK):
@@ -170,7 +163,7 @@ class _LeakyScan(torch.autograd.Function):
         grad_spikes = None if grad_spikes is None else grad_spikes.reshape(steps, size)
         grad_mems = None if grad_mems is None or not grad_mems.numel() else \
             grad_mems.reshape(steps, size)
-        grad_cur = mems.new_empty(size if ctx.static else (steps, size))
+        grad_cur = spikes.new_empty(size if ctx.static else (steps, size))
         grad_beta = beta.new_zeros((), dtype=mems.dtype) if ctx.needs_input_grad[1] else None
         scratch = mems.new_empty((2 if ctx.static else 1, steps, min(CHUNK, size)))
         for lo in range(0, size, CHUNK):
@@ -191,8 +184,7 @@ class _LeakyScan(torch.autograd.Function):
             if ctx.static:
                 torch.sum(adj, 0, out=grad_cur[lo:hi])
         grad_beta = None if grad_beta is None else grad_beta.to(beta.dtype).reshape(beta.shape)
-        return (grad_cur.view(ctx.shape), grad_beta, None, None, None, None, None, None, None,
-                None)
+        return grad_cur.view(ctx.shape), grad_beta, None, None, None, None, None, None, None
 
 
 CHUNK = 1 << 15  # neurons per chunk: ~128 KB per time slice, a few MB over 50 steps

@@ -107,11 +107,7 @@ class SpikingConvNet(nn.Module):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
-            # spikes that only feed the next synaptic op come in its dtype (bf16 under
-            # precision=bf16): its pooling then moves half the bytes; the last layer's spikes
-            # (an embedding with readout=spikes) stay float32
-            spikes, mems = lif(cur, num_steps, first_static, keep_mem=last,
-                               spike_dtype=None if last else cur.dtype)
+            spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
             out = self.pool(spikes, i)
             h = self.pool(mems, i) if last and self.readout != "spikes" else out
         return h.mean(0).flatten(1)

@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from snnexp.models.protonet.lif import LeakyLayer
-from snnexp.precision import at_least_float32
 
 SYNAPTIC = (nn.modules.conv._ConvNd, nn.Linear)
 
@@ -90,19 +89,17 @@ class SpikeRecorder:
             spikes = out[0] if isinstance(out, tuple) else out
             mems = out[-1] if isinstance(out, tuple) else None
             if getattr(module, "fires", True):
-                total = spikes.detach().sum(dtype=torch.float64)  # exact for bf16 spikes too
-                self._spikes[i] = self._spikes.get(i, 0.0) + float(total)
+                self._spikes[i] = self._spikes.get(i, 0.0) + float(spikes.detach().sum())
                 self._slots[i] = self._slots.get(i, 0.0) + float(spikes.numel())
                 if self.keep:
-                    self._traces.setdefault(i, []).append(at_least_float32(spikes.detach()))
+                    self._traces.setdefault(i, []).append(spikes.detach())
             if self.keep and last and mems is not None:
                 self._mems.setdefault(i, []).append(mems.detach())
         return hook
 
     def _op_hook(self, k: int):
         def hook(module: nn.Module, args: Any) -> None:
-            total = args[0].detach().sum(dtype=torch.float64)
-            self._events[k] = self._events.get(k, 0.0) + float(total)
+            self._events[k] = self._events.get(k, 0.0) + float(args[0].detach().sum())
         return hook
 
     def _firing(self) -> list[int]:
