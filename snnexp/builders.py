@@ -85,15 +85,16 @@ def is_event_pool(pool: ClassPool) -> bool:
 
 
 def build_noisy(sampler: EpisodeSampler, noise_cfg: DictConfig, pool: ClassPool, key: str,
-                seed: int, phase: str) -> Any:
+                seed: int) -> Any:
     """``sampler`` with the images of its episodes corrupted by the ``noise`` option
-    ``noise_cfg`` (``snnexp.noise``), seeded by the phase's stream; refused for event data."""
+    ``noise_cfg`` (``snnexp.noise``) of config key ``key`` (``noise`` or ``train_noise``, also
+    the name of its random stream, ``STREAMS``); refused for event data."""
     from snnexp.noise import NoisySampler
 
     if is_event_pool(pool):
         raise UserError(f"{key}: defined for images; dataset={pool.name} gives event streams "
                         f"(allowed with it: {key}=null)")
-    return NoisySampler(sampler, instantiate(noise_cfg, seed=phase_seed(seed, phase)))
+    return NoisySampler(sampler, instantiate(noise_cfg, seed=phase_seed(seed, key)))
 
 
 def build_sampler(split: Split, way: int, shot: int, query: int, seed: int,

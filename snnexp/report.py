@@ -56,10 +56,11 @@ def summary_lines(metrics: dict[str, Any], run_dir: str | Path,
                    for k, counts in record.get("correct", {}).items()}
     width = 19
     row = lambda label, text: f"{label:<{width}}{text}"  # noqa: E731
-    classes = "validation" if metrics.get("split") == "val" else "test"  # eval split=val
+    val = metrics.get("split") == "val"  # eval split=val: episodes of the validation classes
     lines = [f"== {metrics['model']} on {metrics['dataset']}: {metrics['way']}-way "
-             f"{metrics['shot']}-shot, {test['episodes']} {classes} episodes ==",
-             row("val accuracy" if classes == "validation" else "test accuracy",
+             f"{metrics['shot']}-shot, {test['episodes']} {'validation' if val else 'test'} "
+             "episodes ==",
+             row("val accuracy" if val else "test accuracy",
                  f"{100 * test['acc']:.1f} ± {100 * test['ci95']:.1f} %")]
     for key, label in CONTROLS.items():
         if key in test and key in per_episode:

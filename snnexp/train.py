@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                                                 cfg.train_query, cfg.seed, "train")
     if cfg.get("train_noise") is not None:
         train_sampler = builders.build_noisy(train_sampler, cfg.train_noise, pool, "train_noise",
-                                             cfg.seed, "train_noise")
+                                             cfg.seed)
     make_val = lambda: builders.build_sampler(splits["val"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
                                               cfg.seed, "val")
     make_test = lambda: builders.build_sampler(splits["test"], cfg.way, cfg.shot, cfg.query,  # noqa: E731

@@ -85,4 +85,4 @@ def test_noise_on_event_data_is_refused_in_one_line(key) -> None:
     node = OmegaConf.create({"_target_": "snnexp.noise.GaussianNoise", "std": 0.2})
     with pytest.raises(UserError, match=rf"^{key}: defined for images; "
                                         rf"dataset=omniglot_strokes .*: {key}=null\)$"):
-        build_noisy(None, node, events, key, 0, "noise")
+        build_noisy(None, node, events, key, 0)
