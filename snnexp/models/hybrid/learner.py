@@ -124,21 +124,19 @@ def learn_readouts(supports: list[np.ndarray], labels: list[np.ndarray],
         ``hebbian`` the fraction of support samples the learned readout classifies right;
         ``logits(run)`` are the scores.
     """
-    sup_u, qry_u, draws = [], [], []
-    for sup, qry, y in zip(supports, queries, labels, strict=True):
-        scale = support_scale(sup)
-        sup_u.append(sup / scale)
-        qry_u.append(qry / scale)
-        if rule == "rstdp":
-            draws.append(draw_readout(rng, len(y), sup.shape[2], int(y.max()) + 1, rp))
+    scales = [support_scale(sup) for sup in supports]
     way = max(int(y.max()) + 1 for y in labels)
-    u, y = np.stack(sup_u, axis=1), np.stack(labels)
+    u = np.stack([sup / c for sup, c in zip(supports, scales, strict=True)], axis=1)
+    y = np.stack(labels)
     if rule == "rstdp":
+        draws = [draw_readout(rng, len(ys), sup.shape[2], int(ys.max()) + 1, rp)
+                 for sup, ys in zip(supports, labels, strict=True)]
         w, theta, rate = train_readouts(u, y, way, draws, lif, stdp, rp)
     else:
         w, theta = imprint_readouts(u, y, way, rp, stdp), np.zeros((len(y), way), np.float32)
         rate = (logits(run_output(u, w, theta, rp.gain, lif, stdp)).argmax(-1) == y).mean(-1)
-    out = run_output(np.stack(qry_u, axis=1), w, theta, rp.gain, lif, stdp)
+    qry_u = np.stack([qry / c for qry, c in zip(queries, scales, strict=True)], axis=1)
+    out = run_output(qry_u, w, theta, rp.gain, lif, stdp)
     return out, w, theta, rate
 
 
