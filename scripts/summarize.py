@@ -182,9 +182,13 @@ def markdown(groups: list[dict[str, Any]], keys: list[str], acc_label: str = "te
                          else f"{mean:.4f} ± {ci95:.4f}{mark}")
         lines.append("| " + " | ".join(cells) + " |")
     note = "\n± : 95% Student-t interval across the runs (seeds) of a group"
-    note += "; * : a group of one run, its interval over its test episodes.\n" \
+    note += f"; * : a group of one run, its interval over its {EPISODES[acc_label]}.\n" \
         if any(g["n"] == 1 for g in groups) else ".\n"
     return "\n".join(lines) + "\n" + note
+
+
+# the episodes a single run's interval is over, by ``accuracy_label``
+EPISODES = {"test acc": "test episodes", "val acc": "validation episodes", "acc": "episodes"}
 
 
 def accuracy_label(rows: list[dict[str, Any]]) -> str:
@@ -434,10 +438,12 @@ def plot_accuracy(rows: list[dict[str, Any]], x: str | None, keys: list[str],
         if not numeric:
             ax.set_xlim(-0.5, len(x_values) - 0.5)
     _accuracy_limits(axes[0][0], lows, highs)
+    label = accuracy_label(rows)
+    episodes = EPISODES[label]
     spread = ("95% t-interval across seeds" if not one_run_groups else
-              "95% t-interval over test episodes" if all_one_run else
-              "95% t-interval across seeds;\nfor one run: over its test episodes")
-    label = accuracy_label(rows).replace("acc", "accuracy")
+              f"95% t-interval over {episodes}" if all_one_run else
+              f"95% t-interval across seeds;\nfor one run: over its {episodes}")
+    label = label.replace("acc", "accuracy")
     axes[0][0].set_ylabel(f"{label}\n(mean ± {spread})", fontsize=9)
     from matplotlib.lines import Line2D
 
