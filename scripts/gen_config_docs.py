@@ -29,7 +29,7 @@ from snnexp.schema import allowed_values  # noqa: E402
 
 # groups documented key by key; the others (presets, launchers) are listed with their purpose
 KEYED_GROUPS = ["model", "dataset", "encoder", "optimizer", "scheduler", "logger", "noise",
-                "paths"]
+                "train_augment", "paths"]
 LISTED_GROUPS = ["model/backbone", "experiment", "dataset_model", "train_noise", "debug",
                  "hparams_search", "hydra/launcher"]
 SKIPPED_KEYS = {"defaults", "_target_", "_partial_"}

@@ -17,7 +17,7 @@ from hydra.utils import get_class
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from snnexp.data.episodes import EpisodeSampler
+from snnexp.data.episodes import EpisodeSampler, TransformedSampler
 from snnexp.data.pool import ClassPool, Split
 from snnexp.errors import UserError
 from snnexp.models.base import Learner
@@ -25,7 +25,7 @@ from snnexp.models.base import Learner
 log = logging.getLogger(__name__)
 
 # independent seed streams: episodes of one phase never depend on another phase or the model
-STREAMS = {"train": 0, "val": 1, "test": 2, "noise": 3, "train_noise": 4}
+STREAMS = {"train": 0, "val": 1, "test": 2, "noise": 3, "train_noise": 4, "train_augment": 5}
 
 
 def phase_seed(seed: int, phase: str) -> int:
@@ -84,17 +84,16 @@ def is_event_pool(pool: ClassPool) -> bool:
     return hasattr(pool, "sensor_size")
 
 
-def build_noisy(sampler: EpisodeSampler, noise_cfg: DictConfig, pool: ClassPool, key: str,
-                seed: int) -> Any:
-    """``sampler`` with the images of its episodes corrupted by the ``noise`` option
-    ``noise_cfg`` (``snnexp.noise``) of config key ``key`` (``noise`` or ``train_noise``, also
-    the name of its random stream, ``STREAMS``); refused for event data."""
-    from snnexp.noise import NoisySampler
-
+def build_transformed(sampler: EpisodeSampler | TransformedSampler, node: DictConfig,
+                      pool: ClassPool, key: str, seed: int) -> TransformedSampler:
+    """``sampler`` with the images of its episodes transformed by the option ``node`` of config
+    key ``key`` (also the name of its random stream, ``STREAMS``): a corruption
+    (``snnexp.noise``; ``noise``, ``train_noise``) or an augmentation (``snnexp.augment``;
+    ``train_augment``); refused for event data."""
     if is_event_pool(pool):
         raise UserError(f"{key}: defined for images; dataset={pool.name} gives event streams "
                         f"(allowed with it: {key}=null)")
-    return NoisySampler(sampler, instantiate(noise_cfg, seed=phase_seed(seed, key)))
+    return TransformedSampler(sampler, instantiate(node, seed=phase_seed(seed, key)), key)
 
 
 def build_sampler(split: Split, way: int, shot: int, query: int, seed: int,

@@ -171,6 +171,7 @@ class TrainConfig:
     encoder: Any = MISSING
     logger: Any = None
     train_noise: Any = None  # a `noise` option corrupting the training episodes, or null
+    train_augment: Any = None  # an augmentation of the training episodes, or null
 
 
 @dataclass

@@ -73,8 +73,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     sampler: Any = builders.build_sampler(split, run_cfg.way, run_cfg.shot, run_cfg.query,
                                           run_cfg.seed, cfg.split)
     if cfg.get("noise") is not None:
-        sampler = builders.build_noisy(sampler, cfg.noise, pool, "noise", run_cfg.seed)
-    noise = getattr(sampler, "noise", None)
+        sampler = builders.build_transformed(sampler, cfg.noise, pool, "noise", run_cfg.seed)
+    noise = getattr(sampler, "transform", None)
     log.info("eval %s | model=%s dataset=%s %s classes %d-way %d-shot | noise %s | %s", ckpt,
              learner.name, pool.name, cfg.split, run_cfg.way, run_cfg.shot,
              noise.describe() if noise else None, device)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from snnexp import builders, hparams
 from snnexp.checkpoint import write_json
 from snnexp.cli import is_multirun, overridden
+from snnexp.data.episodes import TransformedSampler
 from snnexp.errors import UserError
 from snnexp.layout import METRICS_FILE
 from snnexp.metrics import (
@@ -89,10 +90,12 @@ def training_sections(cfg: DictConfig, trainer: Any) -> dict[str, Any]:
     """The entries of a training run's ``metrics.json`` known after training
     (``trainer``: ``snnexp.loop.MetaTrainer``)."""
     val_last = trainer.val_history[-1] if trainer.val_history else [0, float("nan"), 0.0]
-    noise = getattr(trainer.train_sampler, "noise", None)  # train_noise (snnexp.noise)
+    sampler = trainer.train_sampler
+    transforms = sampler.transforms() if isinstance(sampler, TransformedSampler) else {}
     return {
         "train_way": cfg.train_way, "train_shot": cfg.train_shot, "train_query": cfg.train_query,
-        "train_noise": noise.describe() if noise is not None else None,
+        "train_noise": transforms.get("train_noise"),
+        "train_augment": transforms.get("train_augment"),
         "train": {"episodes": trainer.done, "wall_s": trainer.wall_s,
                   "episodes_per_s": trainer.done / trainer.wall_s if trainer.wall_s else 0.0,
                   **trainer.last_train},

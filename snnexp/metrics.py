@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from snnexp.data.episodes import Episode, EpisodeSampler
+from snnexp.data.episodes import Episode, EpisodeSampler, base_sampler
 from snnexp.prototypes import prototype_logits
 
 
@@ -48,9 +48,9 @@ def per_episode_correct(accs: dict[str, list[float]], queries: int) -> dict[str,
 def episodes_fingerprint(sampler: Any) -> str | None:
     """Short hash of the episodes ``sampler`` will draw from now on: its split (images, labels),
     episode shape and generator state. Equal fingerprints mean identical clean episodes; a
-    ``NoisySampler`` is fingerprinted by the sampler it corrupts (the noise is the treatment).
-    ``None`` for a sampler of another kind."""
-    base = getattr(sampler, "sampler", sampler)
+    ``TransformedSampler`` is fingerprinted by the sampler it wraps (the noise is the
+    treatment). ``None`` for a sampler of another kind."""
+    base = base_sampler(sampler)
     if not isinstance(base, EpisodeSampler):
         return None
     digest = hashlib.sha1(json.dumps([base.way, base.shot, base.query,

@@ -4,9 +4,9 @@ and noise-aware training (``python -m snnexp.train train_noise=gaussian train_no
 Each corruption maps images ``[N, C, H, W]`` in the data range ``[low, high]`` (``[0, 1]`` for
 every ``ClassPool``) to corrupted images clipped to the same range, drawing from its own seeded
 ``torch.Generator``; with ``vary=True`` each image's level is drawn uniformly from ``[0, level]``
-(training over a range of noise levels). ``NoisySampler`` corrupts the support and the query
-images of every episode a sampler draws, so all predictors of a test (model and controls) see
-the same noisy episodes.
+(training over a range of noise levels). ``snnexp.data.episodes.TransformedSampler`` corrupts
+the support and the query images of every episode a sampler draws, so all predictors of a test
+(model and controls) see the same noisy episodes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from snnexp.data.episodes import Episode
 from snnexp.errors import UserError
 
 
@@ -70,26 +69,3 @@ def _levels(noise: GaussianNoise | SaltPepperNoise, images: torch.Tensor,
         return level
     draw = torch.rand(images.shape[0], generator=noise.generator) * level
     return draw.view(-1, *[1] * (images.dim() - 1)).to(images.device, images.dtype)
-
-
-class NoisySampler:
-    """Wraps an ``EpisodeSampler``: the same episodes, with support and query images corrupted."""
-
-    def __init__(self, sampler: Any, noise: Any) -> None:
-        self.sampler, self.noise = sampler, noise
-
-    def sample(self) -> Episode:
-        ep = self.sampler.sample()
-        return Episode(self.noise(ep.support_x), ep.support_y, self.noise(ep.query_x),
-                       ep.query_y, ep.classes)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The episode stream's and the noise's positions (a resumed run continues both)."""
-        return {**self.sampler.state_dict(), "noise_rng": self.noise.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        noise_rng = state.pop("noise_rng", None)
-        self.sampler.load_state_dict(state)
-        if noise_rng is not None:
-            self.noise.generator.set_state(noise_rng)

@@ -40,9 +40,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     splits = builders.build_splits(pool, cfg)
     train_sampler: Any = builders.build_sampler(splits["train"], cfg.train_way, cfg.train_shot,
                                                 cfg.train_query, cfg.seed, "train")
-    if cfg.get("train_noise") is not None:
-        train_sampler = builders.build_noisy(train_sampler, cfg.train_noise, pool, "train_noise",
-                                             cfg.seed)
+    for key in ("train_augment", "train_noise"):  # the noise corrupts the augmented images
+        if cfg.get(key) is not None:
+            train_sampler = builders.build_transformed(train_sampler, cfg[key], pool, key,
+                                                       cfg.seed)
     make_val = lambda: builders.build_sampler(splits["val"], cfg.way, cfg.shot, cfg.query,  # noqa: E731
                                               cfg.seed, "val")
     make_test = lambda: builders.build_sampler(splits["test"], cfg.way, cfg.shot, cfg.query,  # noqa: E731

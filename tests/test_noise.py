@@ -42,13 +42,13 @@ def test_vary_draws_one_level_per_image_up_to_the_given_level(kind) -> None:
     assert noise.describe()["vary"] is True
 
 
-def test_noisy_sampler_state_continues_episodes_and_noise() -> None:
-    from snnexp.data.episodes import EpisodeSampler
-    from snnexp.noise import GaussianNoise, NoisySampler
+def test_transformed_sampler_state_continues_episodes_and_noise() -> None:
+    from snnexp.data.episodes import EpisodeSampler, TransformedSampler
+    from snnexp.noise import GaussianNoise
 
     images, labels = torch.rand(60, 1, 6, 6), torch.arange(6).repeat(10)
-    make = lambda: NoisySampler(EpisodeSampler(images, labels, 3, 1, 2, seed=5),
-                                GaussianNoise(0.3, seed=7, vary=True))
+    make = lambda: TransformedSampler(EpisodeSampler(images, labels, 3, 1, 2, seed=5),
+                                      GaussianNoise(0.3, seed=7, vary=True), "train_noise")
     sampler = make()
     sampler.sample()
     state = sampler.state_dict()
@@ -79,10 +79,10 @@ def test_noise_on_event_data_is_refused_in_one_line(key) -> None:
 
     from omegaconf import OmegaConf
 
-    from snnexp.builders import build_noisy
+    from snnexp.builders import build_transformed
 
     events = SimpleNamespace(name="omniglot_strokes", sensor_size=(28, 28, 1))
     node = OmegaConf.create({"_target_": "snnexp.noise.GaussianNoise", "std": 0.2})
     with pytest.raises(UserError, match=rf"^{key}: defined for images; "
                                         rf"dataset=omniglot_strokes .*: {key}=null\)$"):
-        build_noisy(None, node, events, key, 0)
+        build_transformed(None, node, events, key, 0)

@@ -273,3 +273,22 @@ def test_a_restored_schedule_keeps_its_progress_and_takes_the_new_length():
     resumed.load_state_dict(learner.state_dict())
     assert resumed.scheduler.last_epoch == 2 and resumed.scheduler.T_max == 8
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.5e-3)
+
+
+def test_max_pool_gets_its_gradient_channels_last_with_the_same_values() -> None:
+    from snnexp.models.protonet.network import _ChannelsLastGrad
+
+    spikes = (torch.rand(6, 3, 8, 8) > 0.7).float().contiguous(memory_format=torch.channels_last)
+    grad_out = torch.randn(6, 3, 4, 4)  # contiguous, as from a flatten into a linear layer
+    reached, grads = [], []
+    for wrap in (False, True):
+        x = spikes.clone().requires_grad_()
+        pooled = torch.nn.functional.max_pool2d(x, 2)
+        pooled.register_hook(reached.append)  # the gradient max-pool's backward receives
+        (_ChannelsLastGrad.apply(pooled) if wrap else pooled).backward(grad_out)
+        grads.append(x.grad)
+    assert reached[0].is_contiguous() and not reached[0].is_contiguous(
+        memory_format=torch.channels_last)
+    assert reached[1].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(reached[0], reached[1])
+    assert torch.equal(grads[0], grads[1])  # the tie-break (first max) and values unchanged

@@ -20,10 +20,10 @@ from helpers.scripts import load_script
 from scipy import stats
 
 from snnexp.checkpoint import json_text
-from snnexp.data.episodes import EpisodeSampler
+from snnexp.data.episodes import EpisodeSampler, TransformedSampler
 from snnexp.evaluation import flat_metrics
 from snnexp.metrics import episodes_fingerprint, mean_ci95, per_episode_correct
-from snnexp.noise import GaussianNoise, NoisySampler
+from snnexp.noise import GaussianNoise
 
 ROOT = REPO
 QUERIES, EPISODES = 10, 20
@@ -62,7 +62,7 @@ def test_episodes_fingerprint_names_the_episodes_a_sampler_will_draw() -> None:
     assert episodes_fingerprint(sampler(0)) != episodes_fingerprint(sampler(1))
     assert episodes_fingerprint(sampler(0)) != episodes_fingerprint(sampler(0, shot=2))
     # noise is the treatment: a noisy sampler draws the same clean episodes
-    noisy = NoisySampler(sampler(0), GaussianNoise(std=0.3, seed=0))
+    noisy = TransformedSampler(sampler(0), GaussianNoise(std=0.3, seed=0), "noise")
     assert episodes_fingerprint(noisy) == episodes_fingerprint(sampler(0))
     drawn = sampler(0)
     drawn.sample()

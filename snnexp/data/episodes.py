@@ -7,6 +7,7 @@ per class. Labels are remapped to ``0..way-1`` in the order the classes were dra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,3 +107,45 @@ class EpisodeSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["bit_generator"]
+
+
+class TransformedSampler:
+    """Wraps an episode sampler: the same episodes, with the support and the query images
+    transformed by ``transform`` (a corruption of ``snnexp.noise`` or an augmentation of
+    ``snnexp.augment``: a callable on ``[N, C, H, W]`` images drawing from its own seeded
+    ``transform.generator``), set by the config key ``key`` (``noise``, ``train_noise``,
+    ``train_augment``). Wrappers nest: ``train_noise`` over ``train_augment``."""
+
+    def __init__(self, sampler: EpisodeSampler | TransformedSampler, transform: Any,
+                 key: str) -> None:
+        self.sampler, self.transform, self.key = sampler, transform, key
+
+    def sample(self) -> Episode:
+        ep = self.sampler.sample()
+        return Episode(self.transform(ep.support_x), ep.support_y, self.transform(ep.query_x),
+                       ep.query_y, ep.classes)
+
+    def transforms(self) -> dict[str, dict[str, Any]]:
+        """``{config key: transform.describe()}`` of this wrapper and those it wraps."""
+        inner = self.sampler.transforms() if isinstance(self.sampler, TransformedSampler) else {}
+        return {**inner, self.key: self.transform.describe()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode stream's and the transforms' positions (a resumed run continues all)."""
+        return {**self.sampler.state_dict(),
+                f"{self.key}_rng": self.transform.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        rng = state.pop(f"{self.key}_rng", None)
+        self.sampler.load_state_dict(state)
+        if rng is not None:
+            self.transform.generator.set_state(rng)
+
+
+def base_sampler(sampler: Any) -> Any:
+    """The sampler under any ``TransformedSampler`` wrappers."""
+    while isinstance(sampler, TransformedSampler):
+        sampler = sampler.sampler
+    return sampler
+

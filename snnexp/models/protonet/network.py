@@ -135,7 +135,12 @@ class SpikingConvNet(nn.Module):
         """2x2 pooling of ``[N, C, H, W]``: max, or average on the last layer when
         ``readout_pool="avg"``."""
         avg = self.readout_pool == "avg" and i == len(self.specs) - 1
-        return nn.functional.avg_pool2d(h, 2) if avg else nn.functional.max_pool2d(h, 2)
+        if avg:
+            return nn.functional.avg_pool2d(h, 2)
+        out = nn.functional.max_pool2d(h, 2)
+        if out.requires_grad and h.is_contiguous(memory_format=torch.channels_last):
+            out = _ChannelsLastGrad.apply(out)
+        return out
 
     def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
         h = x
@@ -146,6 +151,22 @@ class SpikingConvNet(nn.Module):
             if self.specs[i].pool:
                 h = self._pool2d(h, i)
         return h.flatten(1)
+
+
+class _ChannelsLastGrad(torch.autograd.Function):
+    """The identity; its backward hands the gradient on in channels-last memory.
+
+    Max-pool's CPU backward is several times slower when the incoming gradient's layout differs
+    from that of its channels-last input, as it does after a flatten into a linear layer (whose
+    gradient comes back contiguous). The values are the same either way."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
 
 
 def _make_op(spec: BlockSpec, shape: tuple[int, ...], padding: str) -> tuple[nn.Module, tuple]:
