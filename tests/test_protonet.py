@@ -276,19 +276,34 @@ def test_a_restored_schedule_keeps_its_progress_and_takes_the_new_length():
 
 
 def test_max_pool_gets_its_gradient_channels_last_with_the_same_values() -> None:
-    from snnexp.models.protonet.network import _ChannelsLastGrad
+    from snnexp.models.protonet.network import channels_last_grad
 
     spikes = (torch.rand(6, 3, 8, 8) > 0.7).float().contiguous(memory_format=torch.channels_last)
     grad_out = torch.randn(6, 3, 4, 4)  # contiguous, as from a flatten into a linear layer
     reached, grads = [], []
-    for wrap in (False, True):
+    for hook in (False, True):
         x = spikes.clone().requires_grad_()
         pooled = torch.nn.functional.max_pool2d(x, 2)
+        if hook:
+            pooled.register_hook(channels_last_grad)
         pooled.register_hook(reached.append)  # the gradient max-pool's backward receives
-        (_ChannelsLastGrad.apply(pooled) if wrap else pooled).backward(grad_out)
+        pooled.backward(grad_out)
         grads.append(x.grad)
     assert reached[0].is_contiguous() and not reached[0].is_contiguous(
         memory_format=torch.channels_last)
     assert reached[1].is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(reached[0], reached[1])
     assert torch.equal(grads[0], grads[1])  # the tie-break (first max) and values unchanged
+
+
+def test_a_training_step_hands_each_max_pool_its_gradient_through_the_hook(monkeypatch) -> None:
+    import snnexp.models.protonet.network as network
+
+    hooked = []
+    real = network.channels_last_grad
+    monkeypatch.setattr(network, "channels_last_grad", lambda g: hooked.append(g) or real(g))
+    learner = make_learner()
+    support_x, support_y, query_x, query_y = episode_batch()
+    learner.meta_train_step(Episode(support_x, support_y, query_x, query_y, torch.arange(3)))
+    pools = sum(spec.pool for spec in learner.net.specs)
+    assert pools > 0 and len(hooked) == pools

@@ -148,4 +148,3 @@ def base_sampler(sampler: Any) -> Any:
     while isinstance(sampler, TransformedSampler):
         sampler = sampler.sampler
     return sampler
-

@@ -139,7 +139,7 @@ class SpikingConvNet(nn.Module):
             return nn.functional.avg_pool2d(h, 2)
         out = nn.functional.max_pool2d(h, 2)
         if out.requires_grad and h.is_contiguous(memory_format=torch.channels_last):
-            out = _ChannelsLastGrad.apply(out)
+            out.register_hook(channels_last_grad)
         return out
 
     def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,20 +153,14 @@ class SpikingConvNet(nn.Module):
         return h.flatten(1)
 
 
-class _ChannelsLastGrad(torch.autograd.Function):
-    """The identity; its backward hands the gradient on in channels-last memory.
+def channels_last_grad(grad: torch.Tensor) -> torch.Tensor:
+    """A max-pool output's gradient hook: the gradient in channels-last memory, as the pool's
+    input lies.
 
     Max-pool's CPU backward is several times slower when the incoming gradient's layout differs
     from that of its channels-last input, as it does after a flatten into a linear layer (whose
     gradient comes back contiguous). The values are the same either way."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
+    return grad.contiguous(memory_format=torch.channels_last)
 
 
 def _make_op(spec: BlockSpec, shape: tuple[int, ...], padding: str) -> tuple[nn.Module, tuple]:
