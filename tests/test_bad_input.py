@@ -263,7 +263,7 @@ def test_bad_input_from_a_shell(workspace, row_id):
 
 def test_rows_cover_every_config_group_with_an_unknown_option():
     covered = {args[0].split("=")[0] for _, args, _ in ROWS if args[0].endswith("=nope")}
-    assert covered == {"model", "dataset", "optimizer", "encoder", "scheduler"}
+    assert covered == {"model", "dataset", "optimizer", "encoder", "scheduler", "train_augment"}
     assert all((CONF_DIR / group).is_dir() for group in covered)
 
 
