@@ -31,14 +31,14 @@ class RandomShift:
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = images.shape
+        n, c, h, w = images.shape
         s = self.max_shift
         dy, dx = (torch.randint(-s, s + 1, (2, n, 1), generator=self.generator)
                   .to(images.device).unbind(0))
         rows = (dy + torch.arange(h, device=images.device)).clamp(0, h - 1)  # [N, H]
         cols = (dx + torch.arange(w, device=images.device)).clamp(0, w - 1)  # [N, W]
-        picked = images.gather(2, rows[:, None, :, None].expand(-1, images.shape[1], -1, w))
-        return picked.gather(3, cols[:, None, None, :].expand(-1, images.shape[1], h, -1))
+        picked = images.gather(2, rows[:, None, :, None].expand(n, c, h, w))
+        return picked.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
     def describe(self) -> dict[str, Any]:
         return {"type": "shift", "max_shift": self.max_shift}
