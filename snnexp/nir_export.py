@@ -25,9 +25,10 @@ convention of snnTorch's own ``export_to_nir``); an exact-exponential integrator
 Other layers: ``Conv2d`` (batch norm folded in: ``w' = w g / sqrt(var + eps)``,
 ``b' = (b - mean) g / sqrt(var + eps) + b_bn``), ``Flatten`` + ``Affine`` for a linear layer,
 and a 2x2 max-pool over binary spikes as ``SumPool2d(2x2)`` then ``Threshold(0.5)`` (the max of
-0/1 values is 1 exactly when their sum exceeds 0.5). A 2x2 average pool of the last layer's
-membranes (``model.readout_pool=avg``) is ``AvgPool2d``. A max-pool over membranes has no NIR
-node: ``export_graph`` refuses it in one line naming the settings that export.
+0/1 values is 1 exactly when their sum exceeds 0.5). A 2x2 average pool (of spikes,
+``model.spike_pool=avg``; of the last layer's membranes, ``model.readout_pool=avg``) is
+``AvgPool2d``. A max-pool over membranes has no NIR node: ``export_graph`` refuses it in one
+line naming the settings that export.
 
 The graph's input is one image ``[C, H, W]`` per step (``encoder=direct``: the same image at
 each of ``T`` steps; other encoders: their output at step ``t``); its output at step ``t`` is
@@ -153,11 +154,13 @@ def export_graph(net: SpikingConvNet, input_shape: tuple[int, int, int]) -> nir.
             membrane, spikes = _neuron_nodes(f"{block}.lif", lif, shape, nodes, edges, source)
             out = membrane if last and net.readout != "spikes" else spikes
             if spec.pool:
-                analog = last and net.readout != "spikes"
-                nodes[f"{block}.pool"] = _pool2d(net.readout_pool if analog else "sum")
+                kind = net.pool_kinds()[i]
+                # a max of membranes is refused above; a max of binary spikes is sum > 0.5
+                spike_max = kind == "max" and not (last and net.readout != "spikes")
+                nodes[f"{block}.pool"] = _pool2d("sum" if spike_max else kind)
                 edges.append((out, f"{block}.pool"))
                 out = f"{block}.pool"
-                if not analog:  # max of binary spikes = sum > 0.5
+                if spike_max:
                     nodes[f"{block}.pool_spike"] = nir.Threshold(
                         threshold=np.full((shape[0], shape[1] // 2, shape[2] // 2), 0.5))
                     edges.append((out, f"{block}.pool_spike"))
@@ -183,6 +186,7 @@ def export_sidecar(cfg: DictConfig, input_shape: tuple[int, ...], embedding_dim:
         "input_shape": [int(d) for d in input_shape],
         "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
         "readout": str(model.readout),
+        "spike_pool": str(model.get("spike_pool", "max")),
         "readout_pool": str(model.get("readout_pool", "max")),
         "embedding": "mean over the num_steps outputs of the graph, flattened",
         "embedding_dim": int(embedding_dim),

@@ -39,11 +39,12 @@ def test_ann_run_has_no_snn_energy():
     assert "energy/snn_pj" not in figures and figures["energy/ann_pj"] == pytest.approx(2300.0)
 
 
-def saturated_learner(neuron: str = "lif", encoder=None, num_steps: int = 3) -> ProtoNetLearner:
+def saturated_learner(neuron: str = "lif", encoder=None, num_steps: int = 3,
+                      **overrides) -> ProtoNetLearner:
     """Notebook backbone on 8x8 images with zero weights and bias 2 > threshold 1: every LIF
     neuron spikes at every step, so the counts are known by hand."""
     learner = make_learner((1, 8, 8), encoder or DirectEncoder(), neuron=neuron,
-                           num_steps=num_steps)
+                           num_steps=num_steps, **overrides)
     with torch.no_grad():
         for name, param in learner.net.named_parameters():
             if name.startswith("ops."):
@@ -72,6 +73,18 @@ def test_spiking_protonet_counts_spikes_synops_and_energy_by_hand():
     assert stats["energy/ann_macs"] == pytest.approx(ann_macs)
     assert stats["energy/snn_pj"] == pytest.approx(synops * 0.9 + analog_macs * 4.6)
     assert stats["energy/ann_pj"] == pytest.approx(ann_macs * 4.6)
+
+
+def test_an_average_pool_of_spikes_sends_every_spike_on():
+    """``model.spike_pool=avg``: each spike reaches the next layer (a sum pool on hardware), so
+    the SynOps are every spike of layers 1 and 2 times the fan-out, 4x the max-pool's."""
+    steps = 3
+    learner = saturated_learner(num_steps=steps, spike_pool="avg")
+    with torch.no_grad():
+        learner.embed(torch.rand(4, 1, 8, 8))
+    stats = learner.spike_stats()
+    assert stats["layer1/spikes"] == pytest.approx(1024 * steps)
+    assert stats["total/synops"] == pytest.approx((1024 * 288 + 512 * 64) * steps)
 
 
 def test_spike_encoded_input_costs_synops_not_macs():

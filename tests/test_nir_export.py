@@ -30,8 +30,9 @@ from snnexp.nir_export import DT, export_graph, fold_batchnorm
 from snnexp.nir_reader import NIRLearner, NIRStepper, load_learner
 from snnexp.train import train
 
+# notebook: max-pools of spikes; snell4: average pools of spikes and of the readout's membranes
 BACKBONES = {"notebook": [], "snell4": ["model/backbone=snell4", "model.readout=integrator",
-                                       "model.readout_pool=avg"]}
+                                       "model.spike_pool=avg", "model.readout_pool=avg"]}
 
 
 def _train(run_dir: Path, *overrides: str) -> dict:
@@ -79,8 +80,10 @@ def test_export_writes_a_graph_and_its_sidecar(exported):
     assert side["encoder"]["_target_"].endswith("DirectEncoder")
     graph = nir.read(str(path))
     kinds = {type(node).__name__ for node in graph.nodes.values()}
-    assert {"Conv2d", "LI", "Threshold", "Scale", "SumPool2d"} <= kinds
+    assert {"Conv2d", "LI", "Threshold", "Scale"} <= kinds
     assert "LIF" not in kinds and "MaxPool2d" not in kinds
+    pool = {"notebook": "SumPool2d", "snell4": "AvgPool2d"}[exported["backbone"]]
+    assert {type(n).__name__ for k, n in graph.nodes.items() if k.endswith(".pool")} == {pool}
 
 
 def test_reimported_graph_fires_the_same_spikes_in_every_layer(exported):
@@ -99,8 +102,10 @@ def test_reimported_graph_fires_the_same_spikes_in_every_layer(exported):
         assert torch.equal(rec[f"block{i}_lif_spike"], ref[i]), f"block {i} spikes differ"
         compared += 1
         if spec.pool and i < len(net.specs) - 1:
-            pooled = torch.nn.functional.max_pool2d(ref[i].flatten(0, 1), 2)
-            assert torch.equal(rec[f"block{i}_pool_spike"].flatten(0, 1), pooled)
+            kind = net.pool_kinds()[i]
+            pooled = getattr(torch.nn.functional, f"{kind}_pool2d")(ref[i].flatten(0, 1), 2)
+            node = f"block{i}_pool_spike" if kind == "max" else f"block{i}_pool"
+            assert torch.equal(rec[node].flatten(0, 1), pooled)
     assert compared >= 3 and sum(float(s.sum()) for s in ref) > 0  # spikes to compare
     embedding = outs.mean(0).flatten(1)
     # the file holds float32 weights (batch norm folded in float64, then rounded)

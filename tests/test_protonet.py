@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from helpers.protonet import make_learner as _make_learner
-from helpers.protonet import model_node
+from helpers.protonet import make_network, model_node
 
 from snnexp.data.episodes import Episode
 from snnexp.encoding import DirectEncoder, RateEncoder
@@ -307,3 +307,32 @@ def test_a_training_step_hands_each_max_pool_its_gradient_through_the_hook(monke
     learner.meta_train_step(Episode(support_x, support_y, query_x, query_y, torch.arange(3)))
     pools = sum(spec.pool for spec in learner.net.specs)
     assert pools > 0 and len(hooked) == pools
+
+
+@pytest.mark.parametrize("neuron", ["lif", "relu"])
+def test_spike_pool_avg_averages_every_hidden_pool_and_leaves_the_readout_pool(neuron) -> None:
+    """``model.spike_pool=avg``: the pooled output of block 0 is the 2x2 mean of its
+    activations (quarters of spikes for the SNN), as for the ANN twin; ``max`` is the OR."""
+    x = torch.rand(3, 1, 16, 16)
+    outs = {}
+    for kind in ("max", "avg"):
+        net = make_network((1, 16, 16), backbone="snell4", neuron=neuron, spike_pool=kind,
+                           num_steps=4).eval()
+        assert net.pool_kinds() == [kind] * 3 + ["max"]
+        seen: list[torch.Tensor] = []
+        hook = net.norms[1].register_forward_hook(lambda m, a, o, seen=seen: seen.append(a[0]))
+        with torch.no_grad():
+            net(x, 4)
+            first = net.norms[0](net.ops[0](x))
+            act = torch.relu(first) if neuron == "relu" else net.lifs[0](
+                first.contiguous(memory_format=torch.channels_last), 4, True)[0].flatten(0, 1)
+        hook.remove()
+        pooled = (torch.nn.functional.avg_pool2d if kind == "avg" else
+                  torch.nn.functional.max_pool2d)(act, 2)
+        block1_in = net.ops[1](pooled)  # block 1's conv of the pooled block-0 output
+        assert torch.allclose(seen[0], block1_in, atol=1e-5)
+        outs[kind] = pooled
+    if neuron == "lif":
+        assert set(outs["avg"].unique().tolist()) <= {0, 0.25, 0.5, 0.75, 1}
+        assert set(outs["max"].unique().tolist()) <= {0, 1}
+    assert not torch.equal(outs["avg"], outs["max"])

@@ -219,7 +219,8 @@ class HybridLearner(Learner):
 
     @torch.no_grad()
     def features(self, images: Any) -> np.ndarray:
-        """Images [B, C, H, W] -> the chosen layer's spikes [T, B, D] (float32, 0/1)."""
+        """Images [B, C, H, W] -> the chosen layer's spikes [T, B, D] (float32: 0/1, or
+        quarters after a ``model.spike_pool=avg`` pool)."""
         x = torch.as_tensor(images, dtype=torch.float32, device=self.device)
         with SpikeRecorder(self.net, rasters=True) as record:
             self.embedding.embed(x)

@@ -33,6 +33,7 @@ class ProtoNetConfig:
     learn_beta: bool = MISSING
     threshold: float = bounded(0, open_low=True)
     readout: str = choice("membrane", "integrator", "spikes")
+    spike_pool: str = choice("max", "avg")
     readout_pool: str = choice("max", "avg")
     spike_grad: Any = MISSING  # a `_target_` node: snnexp's surrogates, or any spike function
     distance: str = choice("squared", "euclidean")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer
+from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer, state_dtype
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,15 @@ class SpikingConvNet(nn.Module):
             is a non-spiking leaky integrator ``v[t] = beta * v[t-1] + I[t]``, no threshold and
             no reset; the embedding is its time-mean membrane, linear in the spikes it
             receives) or ``"spikes"`` (time-mean spikes of the last layer).
+        spike_pool: the 2x2 pooling of the spikes of every pooling block but the last:
+            ``"max"`` (the OR of the four spikes at each step) or ``"avg"`` (their mean, graded
+            in quarters: the next layer's input is linear in the spikes, and one spurious spike
+            moves it by a quarter instead of setting the pooled output).
         readout_pool: the 2x2 pooling of the last layer when its block pools (``snell4``):
             ``"max"`` or ``"avg"``. An average of membranes is linear, so the integrator
             readout with ``avg`` maps exactly to NIR (``snnexp.nir_export``); a max-pool over
-            membranes does not. Earlier layers always max-pool (their spikes are binary).
-            ``"max"`` when not given: configs saved before the key, backbones without it.
+            membranes does not. Both ``"max"`` when not given: configs saved before the keys,
+            backbones without them.
 
     Attributes:
         time_steps: ``False`` for the ANN twin (it takes the images, unencoded).
@@ -65,9 +69,11 @@ class SpikingConvNet(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], specs: list[BlockSpec], *,
                  neuron: str, padding: str, beta: float, learn_beta: bool, threshold: float,
-                 readout: str, spike_grad: Callable, readout_pool: str = "max") -> None:
+                 readout: str, spike_grad: Callable, spike_pool: str = "max",
+                 readout_pool: str = "max") -> None:
         super().__init__()
-        self.readout, self.specs, self.readout_pool = readout, specs, readout_pool
+        self.readout, self.specs = readout, specs
+        self.spike_pool, self.readout_pool = spike_pool, readout_pool
         self.time_steps = neuron != "relu"
         self.ops, self.norms, self.lifs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.macs: list[int] = []  # multiply-accumulates per sample of each op
@@ -110,7 +116,8 @@ class SpikingConvNet(nn.Module):
             spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
             out = self.pool(spikes, i)
             h = self.pool(mems, i) if last and self.readout != "spikes" else out
-        return h.mean(0).flatten(1)
+        return h.to(state_dtype(h)).mean(0).flatten(1)  # bf16 spikes averaged in float32
+
     @staticmethod
     def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:
         """``[T, B, ...]`` input current; ``[B, ...]`` when the input is static.
@@ -132,15 +139,26 @@ class SpikingConvNet(nn.Module):
         return self._pool2d(h.flatten(0, 1), i).unflatten(0, h.shape[:2])
 
     def _pool2d(self, h: torch.Tensor, i: int) -> torch.Tensor:
-        """2x2 pooling of ``[N, C, H, W]``: max, or average on the last layer when
-        ``readout_pool="avg"``."""
-        avg = self.readout_pool == "avg" and i == len(self.specs) - 1
-        if avg:
+        """2x2 pooling of ``[N, C, H, W]``: ``readout_pool`` on the last layer, ``spike_pool``
+        on the others."""
+        if self.pool_kinds()[i] == "avg":
             return nn.functional.avg_pool2d(h, 2)
         out = nn.functional.max_pool2d(h, 2)
         if out.requires_grad and h.is_contiguous(memory_format=torch.channels_last):
             out.register_hook(channels_last_grad)
         return out
+
+    def pool_kinds(self) -> list[str]:
+        """Each block's 2x2 pooling, ``"max"`` or ``"avg"`` (used only where the block pools)."""
+        return [self.spike_pool] * (len(self.specs) - 1) + [self.readout_pool]
+
+    def events_per_unit(self, k: int) -> float:
+        """Spike events per unit of synaptic op ``k``'s input: 4 after a 2x2 average pool of
+        spikes (each spike arrives as a quarter; on hardware a sum pool with the 1/4 folded
+        into the weights, every spike an event), else 1 (0/1 spikes, max-pooled or not)."""
+        before = k - 1
+        avg = k > 0 and self.specs[before].pool and self.pool_kinds()[before] == "avg"
+        return 4.0 if avg and self.time_steps else 1.0
 
     def _forward_ann(self, x: torch.Tensor) -> torch.Tensor:
         h = x

@@ -10,8 +10,9 @@ of its own, so any ``nn.Module`` built from snnTorch neurons can be measured:
   stacked in call order. Layers whose spikes are not an output (``fires = False``, the
   ``integrator`` readout) are left out of the counts and rasters.
 - synaptic layers: the ``Conv``/``Linear`` modules, in module order. The events into the
-  ``k``-th of them (``k >= 1``; the sum of its input) are the events the ``k``-th spiking layer
-  sends on (after pooling); times its fan-out (synapses leaving one input unit:
+  ``k``-th of them (``k >= 1``; the sum of its input, times ``net.events_per_unit(k)`` where
+  the network defines it: 4 after an average pool of spikes) are the events the ``k``-th
+  spiking layer sends on (after pooling); times its fan-out (synapses leaving one input unit:
   ``out_channels / groups * kernel`` or ``out_features``) they are that layer's SynOps.
 """
 
@@ -62,6 +63,8 @@ class SpikeRecorder:
     def __init__(self, net: nn.Module, rasters: bool = False) -> None:
         self.neurons = spiking_layers(net)
         self.ops = synaptic_layers(net)
+        per_unit = getattr(net, "events_per_unit", lambda k: 1.0)
+        self._per_unit = [per_unit(k) for k in range(len(self.ops))]
         self.keep = rasters
         self._handles: list[Any] = []
         self._spikes: dict[int, float] = {}
@@ -89,7 +92,7 @@ class SpikeRecorder:
             spikes = out[0] if isinstance(out, tuple) else out
             mems = out[-1] if isinstance(out, tuple) else None
             if getattr(module, "fires", True):
-                self._spikes[i] = self._spikes.get(i, 0.0) + float(spikes.detach().sum())
+                self._spikes[i] = self._spikes.get(i, 0.0) + _total(spikes)
                 self._slots[i] = self._slots.get(i, 0.0) + float(spikes.numel())
                 if self.keep:
                     self._traces.setdefault(i, []).append(spikes.detach())
@@ -99,7 +102,7 @@ class SpikeRecorder:
 
     def _op_hook(self, k: int):
         def hook(module: nn.Module, args: Any) -> None:
-            self._events[k] = self._events.get(k, 0.0) + float(args[0].detach().sum())
+            self._events[k] = self._events.get(k, 0.0) + _total(args[0]) * self._per_unit[k]
         return hook
 
     def _firing(self) -> list[int]:
@@ -141,3 +144,8 @@ class SpikeRecorder:
     def _sequence(calls: list[torch.Tensor], neuron: nn.Module) -> torch.Tensor:
         """``[T, B, ...]``: a ``LeakyLayer``'s one call, or the stacked steps of a neuron."""
         return calls[0] if isinstance(neuron, LeakyLayer) else torch.stack(calls)
+
+
+def _total(t: torch.Tensor) -> float:
+    """The sum of a tensor's elements, accumulated in float64 (bf16 spikes: exact counts)."""
+    return float(t.detach().sum(dtype=torch.float64))
