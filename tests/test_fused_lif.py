@@ -9,7 +9,7 @@ from helpers.protonet import make_network
 from snntorch import surrogate
 
 from snnexp.models.protonet.lif import fusable, leaky_scan, step_leaky
-from snnexp.models.protonet.surrogate import Surrogate, fast_sigmoid
+from snnexp.models.protonet.surrogate import fast_sigmoid
 
 TIGHT = {"rtol": 1e-5, "atol": 1e-5}  # float32; float64 runs use TOL[torch.float64]
 TOL = {torch.float32: TIGHT, torch.float64: {"rtol": 1e-10, "atol": 1e-10}}
@@ -122,31 +122,3 @@ def test_network_with_fused_scan_matches_stepped_leaky(readout, monkeypatch):
     for fused_grad, ref_grad in zip(results[0][1], results[1][1], strict=True):
         assert torch.allclose(fused_grad, ref_grad, rtol=1e-4, atol=1e-5)
 
-
-
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-@pytest.mark.parametrize("static", [False, True])
-@pytest.mark.parametrize("surrogate_fn", [fast_sigmoid(slope=5), Surrogate(surrogate.atan())])
-def test_a_bf16_current_gives_bf16_spikes_and_the_float32_scan_exactly(reset, static,
-                                                                        surrogate_fn):
-    """``precision=bf16``: the scan adds the bf16 current to float32 membranes and writes bf16
-    spikes; outputs and the current's gradient equal those of the scan on the current cast to
-    float32 (spikes are exact in bf16, the incoming spike gradient is a bf16 value either
-    way), and the gradient comes back in bf16 for the bf16 op."""
-    gen = torch.Generator().manual_seed(3)
-    steps, shape = 10, (4, 6, 5)
-    cur = (torch.rand((shape if static else (steps, *shape)), generator=gen) * 0.8).bfloat16()
-    weights = torch.randn(2, steps, *shape, generator=gen).bfloat16().float()
-    outs = []
-    for source in (cur, cur.float()):
-        lif = _pair(reset, False, spike_grad=surrogate_fn)[0]
-        leaf = source.clone().requires_grad_()
-        spikes, mems = leaky_scan(lif, leaf, steps, static, keep_mem=True)
-        ((spikes * weights[0].to(spikes.dtype)).sum() + (mems * weights[1]).sum()).backward()
-        outs.append((spikes, mems, leaf.grad))
-    (spikes, mems, grad), (spikes32, mems32, grad32) = outs
-    assert spikes.dtype == torch.bfloat16 and mems.dtype == torch.float32
-    assert grad.dtype == torch.bfloat16
-    assert spikes.sum() > 0 and (spikes == 0).any()
-    assert torch.equal(spikes.float(), spikes32) and torch.equal(mems, mems32)
-    assert torch.equal(grad, grad32.bfloat16())

@@ -65,6 +65,10 @@ class LeakyLayer(Leaky):
 
     def forward(self, cur: torch.Tensor, num_steps: int, static: bool = False,  # type: ignore[override]
                 keep_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # membranes integrate in at least float32 whatever the precision of the synaptic op
+        # (bf16 autocast): a bf16 membrane would lose small currents against a large potential
+        if cur.dtype in (torch.bfloat16, torch.float16):
+            cur = cur.float()
         return leaky_scan(self, cur, num_steps, static, keep_mem)
 
 
@@ -85,16 +89,11 @@ def leaky_scan(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
         num_steps: ``T``. keep_mem: also return the membranes.
 
     Returns:
-        spikes ``[T, ...]`` (0/1 in ``cur``'s dtype) and membranes ``[T, ...]`` (``None`` unless
+        spikes ``[T, ...]`` (float 0/1) and membranes ``[T, ...]`` (``None`` unless
         ``keep_mem``), as ``lif`` stepped in a loop would give them.
-
-    Membranes integrate in at least float32 whatever the precision of the synaptic op (a bf16
-    membrane would lose small currents against a large potential): a bf16 current (autocast)
-    is added to float32 membranes as it is read, and the spikes, exact in bf16, are written in
-    bf16 for the next bf16 op, with half the memory traffic of float32 spikes.
     """
     if not fusable(lif):
-        return step_leaky(lif, cur.to(state_dtype(cur)), num_steps, static, keep_mem)
+        return step_leaky(lif, cur, num_steps, static, keep_mem)
     beta = lif.beta.clamp(0, 1)
     grad = torch.is_grad_enabled() and (cur.requires_grad or beta.requires_grad)
     perm = _dense_order(cur)  # e.g. channels-last: scan the memory as it lies, no copy
@@ -104,11 +103,6 @@ def leaky_scan(lif: Leaky, cur: torch.Tensor, num_steps: int, static: bool,
     back = [0] + [1 + perm.index(d) for d in range(cur.dim())] if static else \
         [perm.index(d) for d in range(cur.dim())]
     return spikes.permute(back), (mems.permute(back) if keep_mem else None)
-
-
-def state_dtype(cur: torch.Tensor) -> torch.dtype:
-    """The dtype of the membranes and gradients for a current ``cur``: at least float32."""
-    return torch.promote_types(cur.dtype, torch.float32)
 
 
 def _dense_order(t: torch.Tensor) -> list[int]:
@@ -150,7 +144,7 @@ class _LeakyScan(torch.autograd.Function):
         cur2 = cur.view(-1) if static else cur.view(num_steps, -1)
         size = cur2.shape[-1]
         spikes = cur.new_empty((num_steps, size))
-        mems = cur.new_empty((num_steps, size), dtype=state_dtype(cur)) if save_mem else None
+        mems = cur.new_empty((num_steps, size)) if save_mem else None
         theta = float(threshold)
         for lo in range(0, size, CHUNK):
             hi = min(lo + CHUNK, size)
@@ -159,7 +153,6 @@ class _LeakyScan(torch.autograd.Function):
         ctx.save_for_backward(spikes, mems, beta, threshold)
         ctx.set_materialize_grads(False)  # an unused output costs no zero-filled gradient
         ctx.spike_grad, ctx.static, ctx.mode, ctx.shape = spike_grad, static, mode, cur.shape
-        ctx.dtype = cur.dtype
         out_shape = (num_steps, *(cur.shape if static else cur.shape[1:]))
         return spikes.view(out_shape), (mems.view(out_shape) if keep_mem else cur.new_empty(0))
 
@@ -170,7 +163,7 @@ class _LeakyScan(torch.autograd.Function):
         grad_spikes = None if grad_spikes is None else grad_spikes.reshape(steps, size)
         grad_mems = None if grad_mems is None or not grad_mems.numel() else \
             grad_mems.reshape(steps, size)
-        grad_cur = mems.new_empty(size if ctx.static else (steps, size))
+        grad_cur = spikes.new_empty(size if ctx.static else (steps, size))
         grad_beta = beta.new_zeros((), dtype=mems.dtype) if ctx.needs_input_grad[1] else None
         scratch = mems.new_empty((2 if ctx.static else 1, steps, min(CHUNK, size)))
         for lo in range(0, size, CHUNK):
@@ -191,8 +184,7 @@ class _LeakyScan(torch.autograd.Function):
             if ctx.static:
                 torch.sum(adj, 0, out=grad_cur[lo:hi])
         grad_beta = None if grad_beta is None else grad_beta.to(beta.dtype).reshape(beta.shape)
-        grad_cur = grad_cur.view(ctx.shape).to(ctx.dtype)  # a bf16 current gets a bf16 gradient
-        return grad_cur, grad_beta, None, None, None, None, None, None, None
+        return grad_cur.view(ctx.shape), grad_beta, None, None, None, None, None, None, None
 
 
 CHUNK = 1 << 15  # neurons per chunk: ~128 KB per time slice, a few MB over 50 steps
@@ -202,8 +194,8 @@ def _forward_chunk(cur: torch.Tensor, spikes: torch.Tensor, mems: torch.Tensor |
                    beta: torch.Tensor, theta: float, static: bool, mode: int) -> None:
     """Fill ``spikes [T, n]`` (and ``mems``) of one chunk of neurons; ``cur`` ``[T, n]``/``[n]``."""
     steps, n = spikes.shape
-    prev = cur.new_zeros(n, dtype=state_dtype(cur))
-    state = None if mems is not None else torch.empty_like(prev)
+    prev = cur.new_zeros(n)
+    state = None if mems is not None else cur.new_empty(n)
     reset0 = theta < 0  # r[0] = H(v[-1] - theta) with v[-1] = 0
     spike_rows = spikes.unbind(0)
     mem_rows = mems.unbind(0) if mems is not None else None
@@ -220,7 +212,7 @@ def _forward_chunk(cur: torch.Tensor, spikes: torch.Tensor, mems: torch.Tensor |
             mem.sub_(theta)
         torch.gt(mem, theta, out=spike_rows[t])
         if mems is None:  # keep the state in its own buffer
-            prev, state = mem, prev if t > 0 else torch.empty_like(mem)
+            prev, state = mem, prev if t > 0 else cur.new_empty(n)
         else:
             prev = mem
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer, state_dtype
+from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class SpikingConvNet(nn.Module):
             spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
             out = self.pool(spikes, i)
             h = self.pool(mems, i) if last and self.readout != "spikes" else out
-        return h.to(state_dtype(h)).mean(0).flatten(1)  # bf16 spikes averaged in float32
+        return h.mean(0).flatten(1)
 
     @staticmethod
     def _current(op: nn.Module, norm: nn.Module, h: torch.Tensor, static: bool) -> torch.Tensor:

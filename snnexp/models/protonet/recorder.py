@@ -92,7 +92,7 @@ class SpikeRecorder:
             spikes = out[0] if isinstance(out, tuple) else out
             mems = out[-1] if isinstance(out, tuple) else None
             if getattr(module, "fires", True):
-                self._spikes[i] = self._spikes.get(i, 0.0) + _total(spikes)
+                self._spikes[i] = self._spikes.get(i, 0.0) + float(spikes.detach().sum())
                 self._slots[i] = self._slots.get(i, 0.0) + float(spikes.numel())
                 if self.keep:
                     self._traces.setdefault(i, []).append(spikes.detach())
@@ -102,7 +102,8 @@ class SpikeRecorder:
 
     def _op_hook(self, k: int):
         def hook(module: nn.Module, args: Any) -> None:
-            self._events[k] = self._events.get(k, 0.0) + _total(args[0]) * self._per_unit[k]
+            events = float(args[0].detach().sum()) * self._per_unit[k]
+            self._events[k] = self._events.get(k, 0.0) + events
         return hook
 
     def _firing(self) -> list[int]:
@@ -144,8 +145,3 @@ class SpikeRecorder:
     def _sequence(calls: list[torch.Tensor], neuron: nn.Module) -> torch.Tensor:
         """``[T, B, ...]``: a ``LeakyLayer``'s one call, or the stacked steps of a neuron."""
         return calls[0] if isinstance(neuron, LeakyLayer) else torch.stack(calls)
-
-
-def _total(t: torch.Tensor) -> float:
-    """The sum of a tensor's elements, accumulated in float64 (bf16 spikes: exact counts)."""
-    return float(t.detach().sum(dtype=torch.float64))

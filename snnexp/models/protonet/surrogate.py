@@ -37,8 +37,7 @@ class Surrogate:
         scratch buffer that may be overwritten), through the function's autograd backward."""
         with torch.enable_grad():
             x = x.detach().requires_grad_()
-            (grad,) = torch.autograd.grad(self.function(x), x,
-                                          grad_outputs=grad_spikes.to(x.dtype))
+            (grad,) = torch.autograd.grad(self.function(x), x, grad_outputs=grad_spikes)
         out.copy_(grad)
 
 
