@@ -152,11 +152,12 @@ def export_graph(net: SpikingConvNet, input_shape: tuple[int, int, int]) -> nir.
                 edges += [(source, f"{block}.flatten"), (f"{block}.flatten", f"{block}.affine")]
                 source, shape = f"{block}.affine", (linear.out_features,)
             membrane, spikes = _neuron_nodes(f"{block}.lif", lif, shape, nodes, edges, source)
-            out = membrane if last and net.readout != "spikes" else spikes
+            analog = last and net.readout != "spikes"  # the block's output is membranes
+            out = membrane if analog else spikes
             if spec.pool:
                 kind = net.pool_kinds()[i]
                 # a max of membranes is refused above; a max of binary spikes is sum > 0.5
-                spike_max = kind == "max" and not (last and net.readout != "spikes")
+                spike_max = kind == "max" and not analog
                 nodes[f"{block}.pool"] = _pool2d("sum" if spike_max else kind)
                 edges.append((out, f"{block}.pool"))
                 out = f"{block}.pool"
