@@ -3,9 +3,11 @@
 ``python -m benchmarks.memory WAY SHOT QUERY T IMPL`` (``IMPL``: ``snnexp`` or ``notebook``)
 prints ``{"baseline_mb", "peak_mb", "step_mb"}``: resident memory before the step (after a
 1-way warm-up step that loads the kernels and creates the optimizer state), the
-process's peak resident memory, and their difference. The peak is the child's ``ru_maxrss``
-as the parent reads it at its exit (``os.wait4``; inside a live process the kernel's high-water
-mark may lag).
+process's peak resident memory, and their difference. The peak is ``VmHWM`` of
+``/proc/self/status``, the high-water mark of the process's own address space, which starts
+at ``exec``. Not ``ru_maxrss``: Linux carries the parent's high-water mark into a child it
+spawns (the memory map the child replaces at ``exec`` is the parent's), so a child of a large
+process, such as the bench after its other sections, would report the parent's size.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import torch
@@ -26,6 +27,13 @@ REPO = Path(__file__).resolve().parent.parent  # ``benchmarks`` is importable fr
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _peak_mb() -> float:
+    """``VmHWM``: this process's peak resident memory since ``exec`` (MiB)."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def step_peak(way: int, shot: int, query: int, num_steps: int, impl: str) -> dict[str, float]:
@@ -54,7 +62,7 @@ def step_peak(way: int, shot: int, query: int, num_steps: int, impl: str) -> dic
     step(episode(1))  # load kernels and create the optimizer state first
     baseline = _rss_mb()
     step(episode(way))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mb()
     return {"baseline_mb": baseline, "peak_mb": peak, "step_mb": peak - baseline}
 
 
@@ -62,25 +70,13 @@ def measure(way: int, shot: int, query: int, num_steps: int, impl: str = "snnexp
             timeout: float = 300.0) -> dict[str, float]:
     """``step_peak`` in a fresh Python process (peak memory cannot be reset in-process)."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.memory", str(way), str(shot),
-                             str(query), str(num_steps), impl], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONPATH": path})
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        stdout = proc.stdout.read()  # EOF when the child exits
-        _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves: its rusage
-    finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.memory", str(way), str(shot),
+                           str(query), str(num_steps), impl], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": path})
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe {way}-way T={num_steps} {impl} failed "
                            f"(exit {proc.returncode})")
-    out = json.loads(stdout.strip().splitlines()[-1])
-    out["peak_mb"] = max(out["peak_mb"], usage.ru_maxrss / 1024)
-    out["step_mb"] = out["peak_mb"] - out["baseline_mb"]
-    return out
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def memory_table(shot: int = 5, query: int = 15) -> dict[str, float]:

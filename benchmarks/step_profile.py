@@ -19,6 +19,7 @@ from snnexp.precision import cpu_has_bf16
 
 # (part, substrings of the operator or caller names charged to it), in the order they are tried
 PARTS = (
+    ("LIF + max-pool of spikes, one kernel (forward, backward)", ("_LeakyMaxPool",)),
     ("LIF scan (forward, adjoint, surrogate)", ("_LeakyScan",)),
     ("max-pool of spikes (forward, backward)", ("max_pool2d",)),
     ("convolutions and matmuls (forward, backward)",

@@ -297,12 +297,14 @@ def test_max_pool_gets_its_gradient_channels_last_with_the_same_values() -> None
 
 
 def test_a_training_step_hands_each_max_pool_its_gradient_through_the_hook(monkeypatch) -> None:
+    """Where the LIF + max-pool kernel declines (here: a learned beta), every max-pool runs
+    with the layout hook."""
     import snnexp.models.protonet.network as network
 
     hooked = []
     real = network.channels_last_grad
     monkeypatch.setattr(network, "channels_last_grad", lambda g: hooked.append(g) or real(g))
-    learner = make_learner()
+    learner = make_learner(learn_beta=True)
     support_x, support_y, query_x, query_y = episode_batch()
     learner.meta_train_step(Episode(support_x, support_y, query_x, query_y, torch.arange(3)))
     pools = sum(spec.pool for spec in learner.net.specs)

@@ -5,7 +5,9 @@ operation (conv or linear) runs on the ``[T*B, ...]`` batch in one call, then it
 scan over time (``snnexp.models.protonet.lif.LeakyLayer``: snnTorch's ``Leaky`` fused over all
 steps). This is exact for feed-forward SNNs (no layer feeds back) and turns ``T`` small
 convolutions into one large one. On a static input (``encoder=direct``) the first operation is
-computed once, not once per step.
+computed once, not once per step. On the CPU, a hidden block whose spikes are max-pooled runs its
+neurons and the pool as one kernel (``snnexp.models.protonet.lif_maxpool``: the same spikes and
+gradients, without the full-size spike and membrane tensors).
 
 LIF (``snntorch.Leaky``, reset by subtraction, reset from the previous step)::
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from snnexp.models.protonet import lif_maxpool
 from snnexp.models.protonet.lif import LeakyIntegrator, LeakyLayer
 
 
@@ -113,6 +116,9 @@ class SpikingConvNet(nn.Module):
             last = i == len(self.ops) - 1
             first_static = static and i == 0
             cur = self._current(op, norm, h, first_static)
+            if not last and self._pools_max(i) and lif_maxpool.applies(lif, cur):
+                h = lif_maxpool.leaky_maxpool(lif, cur, num_steps, first_static)
+                continue
             spikes, mems = lif(cur, num_steps, first_static, keep_mem=last)
             out = self.pool(spikes, i)
             h = self.pool(mems, i) if last and self.readout != "spikes" else out
@@ -147,6 +153,10 @@ class SpikingConvNet(nn.Module):
         if out.requires_grad and h.is_contiguous(memory_format=torch.channels_last):
             out.register_hook(channels_last_grad)
         return out
+
+    def _pools_max(self, i: int) -> bool:
+        """Whether block ``i`` max-pools its output."""
+        return self.specs[i].pool and self.pool_kinds()[i] == "max"
 
     def pool_kinds(self) -> list[str]:
         """Each block's 2x2 pooling, ``"max"`` or ``"avg"`` (used only where the block pools)."""
