@@ -3,11 +3,12 @@
 ``python -m benchmarks.memory WAY SHOT QUERY T IMPL`` (``IMPL``: ``snnexp`` or ``notebook``)
 prints ``{"baseline_mb", "peak_mb", "step_mb"}``: resident memory before the step (after a
 1-way warm-up step that loads the kernels and creates the optimizer state), the
-process's peak resident memory, and their difference. The peak is ``VmHWM`` of
-``/proc/self/status``, the high-water mark of the process's own address space, which starts
-at ``exec``. Not ``ru_maxrss``: Linux carries the parent's high-water mark into a child it
-spawns (the memory map the child replaces at ``exec`` is the parent's), so a child of a large
-process, such as the bench after its other sections, would report the parent's size.
+process's peak resident memory during the step, and their difference. The peak is ``VmHWM`` of
+``/proc/self/status``, the high-water mark of the process's own address space, reset after the
+warm-up (``/proc/self/clear_refs``), so that neither the warm-up nor a first-call compilation
+of the numba kernels counts. Not ``ru_maxrss``: Linux carries the parent's high-water mark into
+a child it spawns (the memory map the child replaces at ``exec`` is the parent's), so a child
+of a large process, such as the bench after its other sections, would report the parent's size.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _reset_peak() -> None:
+    """Set ``VmHWM`` to the current resident memory (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def _peak_mb() -> float:
-    """``VmHWM``: this process's peak resident memory since ``exec`` (MiB)."""
+    """``VmHWM``: this process's peak resident memory since ``exec`` or ``_reset_peak`` (MiB)."""
     with open("/proc/self/status") as f:
         line = next(line for line in f if line.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
@@ -60,6 +67,7 @@ def step_peak(way: int, shot: int, query: int, num_steps: int, impl: str) -> dic
         ref, opt = notebook_twin(learner, s)
         step = lambda ep: notebook_train_step(ref, opt, ep)  # noqa: E731
     step(episode(1))  # load kernels and create the optimizer state first
+    _reset_peak()
     baseline = _rss_mb()
     step(episode(way))
     peak = _peak_mb()
@@ -74,8 +82,9 @@ def measure(way: int, shot: int, query: int, num_steps: int, impl: str = "snnexp
                            str(query), str(num_steps), impl], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONPATH": path})
     if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
         raise RuntimeError(f"memory probe {way}-way T={num_steps} {impl} failed "
-                           f"(exit {proc.returncode})")
+                           f"(exit {proc.returncode}): {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

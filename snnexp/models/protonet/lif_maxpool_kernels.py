@@ -88,17 +88,29 @@ def _adjoint_q(m0, m1, g, a, q, wo_n, c_n, beta, theta, slope):
             a[bq + c] = fma32(a[bq + c], beta, d / (y * y))
 
 
+@numba.njit(inline="always", **JIT)
+def _sizes(pooled_shape, channels):
+    """``T``, work items ``B*Ho``, ``Wo``, ``C`` and the neurons of a row pair ``2*Wo*C`` of
+    pooled outputs shaped ``[T, B*Ho, Wo*C]``."""
+    c_n = u64(channels)
+    wo_n = u64(pooled_shape[2]) // c_n
+    return u64(pooled_shape[0]), u64(pooled_shape[1]), wo_n, c_n, wo_n * (c_n + c_n)
+
+
+@numba.njit(inline="always", **JIT)
+def _rows_of(item, height):
+    """Work item ``b * Ho + ho`` and its first input row ``b * H + 2 ho``."""
+    i, h_n = u64(item), u64(height)
+    ho_n = h_n // TWO
+    return i, (i // ho_n) * h_n + (i % ho_n) * TWO
+
+
 @numba.njit(parallel=True, **JIT)
 def forward(cur, out, static, height, channels, beta, theta):
     """Fill ``out [T, B*Ho, Wo*C]`` with the pooled spikes of the LIF neurons fed ``cur``."""
-    steps, items = u64(out.shape[0]), u64(out.shape[1])
-    c_n = u64(channels)
-    wo_n = u64(out.shape[2]) // c_n
-    ho_n, h_n = u64(height) // TWO, u64(height)
-    n = wo_n * (c_n + c_n)
+    steps, items, wo_n, c_n, n = _sizes(out.shape, channels)
     for item in numba.prange(items):
-        i = u64(item)
-        row = (i // ho_n) * h_n + (i % ho_n) * TWO
+        i, row = _rows_of(item, height)
         v = np.zeros((2, n), np.float32)
         s = np.zeros((2, n), np.float32)
         for t in range(steps):
@@ -113,14 +125,9 @@ def backward(cur, grad_out, grad_cur, static, height, channels, beta, theta, slo
     """Fill ``grad_cur`` (shaped as ``cur``; entries outside the pooled rows and columns are
     left as they are) from ``grad_out [T, B*Ho, Wo*C]``: recompute the membranes of a row pair,
     then run the adjoint back in time."""
-    steps, items = u64(grad_out.shape[0]), u64(grad_out.shape[1])
-    c_n = u64(channels)
-    wo_n = u64(grad_out.shape[2]) // c_n
-    ho_n, h_n = u64(height) // TWO, u64(height)
-    n = wo_n * (c_n + c_n)
+    steps, items, wo_n, c_n, n = _sizes(grad_out.shape, channels)
     for item in numba.prange(items):
-        i = u64(item)
-        row = (i // ho_n) * h_n + (i % ho_n) * TWO
+        i, row = _rows_of(item, height)
         v = np.zeros((2, n), np.float32)
         s = np.zeros((2, n), np.float32)
         mems = np.empty((steps, 2, n), np.float32)
