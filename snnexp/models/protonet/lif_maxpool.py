@@ -56,12 +56,18 @@ def leaky_maxpool(lif: LeakyLayer, cur: torch.Tensor, num_steps: int,
     return _LeakyMaxPool.apply(cur.float(), num_steps, static, *params)
 
 
-def _rows(cur: torch.Tensor, static: bool) -> torch.Tensor:
-    """``[Tc, B*H, W*C]`` float32 channels-last rows of ``cur`` (a view when it is
-    channels-last, as conv currents are)."""
-    x = cur.unsqueeze(0) if static else cur
-    x = x.permute(0, 1, 3, 4, 2).contiguous()
-    return x.view(x.shape[0], x.shape[1] * x.shape[2], -1)
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """``[..., C, H, W]`` -> contiguous channels-last rows ``[L, B*H, W*C]`` (``L`` the leading
+    dimension, 1 for ``[B, C, H, W]``; a view when ``x`` is channels-last, as conv currents
+    are)."""
+    x = x.movedim(-3, -1).contiguous()
+    return x.view(-1, x.shape[-4] * x.shape[-3], x.shape[-2] * x.shape[-1])
+
+
+def _from_rows(rows: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The view of ``rows`` as a channels-last tensor of ``shape`` (``[..., C, H, W]``)."""
+    *lead, channels, height, width = shape
+    return rows.view(*lead, height, width, channels).movedim(-1, -3)
 
 
 class _LeakyMaxPool(torch.autograd.Function):
@@ -71,38 +77,31 @@ class _LeakyMaxPool(torch.autograd.Function):
     def forward(ctx, cur, num_steps, static, beta, theta, slope):
         from snnexp.models.protonet import lif_maxpool_kernels as kernels
 
-        channels, height, width = cur.shape[-3:]
-        batch = cur.shape[-4]
-        rows = _rows(cur.detach(), static)
+        *_, batch, channels, height, width = cur.shape
+        rows = _rows(cur.detach())
+        pooled = (num_steps, batch, channels, height // 2, width // 2)
         out = rows.new_empty((num_steps, batch * (height // 2), (width // 2) * channels))
         _threads()
         kernels.forward(rows.numpy(), out.numpy(), static, height, channels,
                         *map(np.float32, (beta, theta)))
         ctx.save_for_backward(rows)
-        ctx.args = (static, height, channels, *map(np.float32, (beta, theta, slope)))
-        ctx.shape = cur.shape
-        return out.view(num_steps, batch, height // 2, width // 2, channels).permute(0, 1, 4, 2, 3)
+        ctx.static, ctx.shape = static, cur.shape
+        ctx.params = tuple(map(np.float32, (beta, theta, slope)))
+        return _from_rows(out, pooled)
 
     @staticmethod
     def backward(ctx, grad):
         from snnexp.models.protonet import lif_maxpool_kernels as kernels
 
         (rows,) = ctx.saved_tensors
-        steps, batch = grad.shape[:2]
-        grad_rows = grad.permute(0, 1, 3, 4, 2).contiguous().view(steps, batch * grad.shape[3], -1)
-        static, height, channels = ctx.args[:3]
-        width = ctx.shape[-1]
+        channels, height, width = ctx.shape[-3:]
         # rows and columns a 2x2 pool drops (odd H or W) get no gradient
         fill = torch.zeros if height % 2 or width % 2 else torch.empty
         grad_cur = fill(rows.shape, dtype=rows.dtype)
         _threads()
-        kernels.backward(rows.numpy(), grad_rows.numpy(), grad_cur.numpy(), *ctx.args)
-        if static:
-            shape = (batch, height, width, channels)
-            grad_cur = grad_cur.view(shape).permute(0, 3, 1, 2)
-        else:
-            grad_cur = grad_cur.view(steps, batch, height, width, channels).permute(0, 1, 4, 2, 3)
-        return grad_cur, None, None, None, None, None
+        kernels.backward(rows.numpy(), _rows(grad).numpy(), grad_cur.numpy(), ctx.static,
+                         height, channels, *ctx.params)
+        return _from_rows(grad_cur, ctx.shape), None, None, None, None, None
 
 
 def _threads() -> None:
